@@ -1,0 +1,298 @@
+//! Command-line parsing: the raw clap flags and the validated [`Config`] the rest of
+//! cg-test works from. Durations, signals and the isolation mode are parsed here, once,
+//! so every later step can trust its input; a bad value becomes one line naming the
+//! flag and exit 125 (see `main.rs`).
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::{Parser, ValueEnum};
+
+/// Which isolation strategy a run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IsolationMode {
+    /// cgroup v2 when a leaf can be created and entered, else process group (with a note).
+    Auto,
+    /// A cgroup v2 leaf; an error (125) when none can be had.
+    Cgroup,
+    /// Process group + child subreaper + environment-token sweep.
+    Pgroup,
+}
+
+/// How much cg-test says on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Errors and leak reports only.
+    Quiet,
+    /// Plus fallback notes and the one summary line.
+    Normal,
+    /// Plus each step of setup and teardown.
+    Verbose,
+}
+
+/// Run COMMAND so that nothing it starts can outlive it: a fresh cgroup v2 leaf per
+/// run, its own process group and a parent-death signal; timeouts and cleanup freeze
+/// the cgroup and kill it whole.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cg-test",
+    version,
+    override_usage = "cg-test [OPTIONS] -- COMMAND [ARG]...",
+    after_help = "Exit status: the command's own code; 128+N if it died of signal N or cg-test \
+was stopped by signal N; 123 leaked with --fail-on-leak; 124 timeout; 125 cg-test's own \
+error; 126 command not executable; 127 command not found."
+)]
+pub struct Args {
+    /// Hard wall-clock limit (90s, 15m, 1h30m, 500ms; a bare number is seconds; 0 = none).
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Grace between the polite signal and the kill.
+    #[arg(short = 'k', long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub kill_after: Duration,
+
+    /// The polite signal sent to every process of the run first (TERM, SIGTERM or 15).
+    #[arg(short = 's', long, value_name = "SIGNAL", value_parser = parse_signal, default_value = "TERM")]
+    pub signal: i32,
+
+    /// How long the command's descendants may linger after it exits before they count
+    /// as leaked.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    pub leak_timeout: Duration,
+
+    /// Fail (exit 123) when the command succeeded but left processes behind.
+    #[arg(long)]
+    pub fail_on_leak: bool,
+
+    /// Isolation strategy.
+    #[arg(long, value_enum, default_value_t = IsolationMode::Auto)]
+    pub isolation: IsolationMode,
+
+    /// Say nothing but errors and leaks.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Describe each step of setup and teardown.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Test-only: force compatibility paths normally used on older kernels or other
+    /// systems (comma-separated: fork-spawn, signal-kill, no-subreaper).
+    #[arg(long, hide = true, value_name = "LIST", value_delimiter = ',', value_parser = parse_compat)]
+    pub compat: Vec<Compat>,
+
+    /// The command to run, and its arguments.
+    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+    pub command: Vec<OsString>,
+}
+
+/// A compatibility path a test can force on a kernel that would not need it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compat {
+    /// Spawn with plain fork and let the child write itself into `cgroup.procs`
+    /// instead of clone3(CLONE_INTO_CGROUP) (kernels before 5.7, seccomp'd clone3).
+    ForkSpawn,
+    /// Kill each member with SIGKILL while frozen instead of writing `cgroup.kill`
+    /// (kernels before 5.14).
+    SignalKill,
+    /// Do not become a child subreaper: the algorithm of systems that have none.
+    NoSubreaper,
+}
+
+fn parse_compat(s: &str) -> Result<Compat, String> {
+    match s {
+        "fork-spawn" => Ok(Compat::ForkSpawn),
+        "signal-kill" => Ok(Compat::SignalKill),
+        "no-subreaper" => Ok(Compat::NoSubreaper),
+        _ => Err("expected fork-spawn, signal-kill or no-subreaper".into()),
+    }
+}
+
+/// Everything a run needs, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub command: Vec<OsString>,
+    pub timeout: Option<Duration>,
+    pub kill_after: Duration,
+    pub signal: i32,
+    pub leak_timeout: Duration,
+    pub fail_on_leak: bool,
+    pub isolation: IsolationMode,
+    pub verbosity: Verbosity,
+    pub compat: Vec<Compat>,
+}
+
+impl Config {
+    /// Validate parsed flags into a config.
+    pub fn from_args(args: Args) -> Result<Config> {
+        if args.command.first().is_none_or(|c| c.is_empty()) {
+            bail!(
+                "COMMAND is empty: give the program to run after `--`, e.g. cg-test -- make test"
+            );
+        }
+        let verbosity = if args.quiet {
+            Verbosity::Quiet
+        } else if args.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        };
+        Ok(Config {
+            command: args.command,
+            // `--timeout 0` disables the limit, as in GNU timeout.
+            timeout: args.timeout.filter(|d| !d.is_zero()),
+            kill_after: args.kill_after,
+            signal: args.signal,
+            leak_timeout: args.leak_timeout,
+            fail_on_leak: args.fail_on_leak,
+            isolation: args.isolation,
+            verbosity,
+            compat: args.compat,
+        })
+    }
+
+    /// Whether a test forced this compatibility path.
+    pub fn forces(&self, c: Compat) -> bool {
+        self.compat.contains(&c)
+    }
+}
+
+/// Parse a duration: one or more `<number><unit>` parts with units `ms`, `s`, `m`, `h`,
+/// `d` (`90s`, `15m`, `1h30m`, `500ms`, `1.5s`), or a bare number of seconds as GNU
+/// timeout accepts.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const HINT: &str = "expected a duration like 90s, 15m, 1h30m, 500ms or a number of seconds";
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(HINT.into());
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return seconds_to_duration(secs).ok_or_else(|| HINT.into());
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("{HINT} (missing unit after {rest:?})"))?;
+        if num_len == 0 {
+            return Err(HINT.into());
+        }
+        let value: f64 = rest[..num_len].parse().map_err(|_| HINT.to_string())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            unit => return Err(format!("{HINT} (unknown unit {unit:?})")),
+        };
+        rest = &rest[unit_len..];
+        total += value * scale;
+    }
+    seconds_to_duration(total).ok_or_else(|| HINT.into())
+}
+
+fn seconds_to_duration(secs: f64) -> Option<Duration> {
+    // Cap at ~100 years so Instant arithmetic can never overflow.
+    (secs.is_finite() && (0.0..=3.2e9).contains(&secs)).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Signal names cg-test accepts, with their numbers on this platform.
+pub const SIGNALS: &[(&str, i32)] = &[
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("SYS", libc::SIGSYS),
+];
+
+/// Parse a signal given as `TERM`, `SIGTERM`, `term` or `15`.
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    let upper = s.trim().to_ascii_uppercase();
+    if let Ok(n) = upper.parse::<i32>() {
+        if SIGNALS.iter().any(|&(_, num)| num == n) {
+            return Ok(n);
+        }
+        return Err(format!("{n} is not a signal number cg-test can send"));
+    }
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    SIGNALS
+        .iter()
+        .find(|&&(n, _)| n == name)
+        .map(|&(_, num)| num)
+        .ok_or_else(|| "expected a signal name or number like TERM, SIGINT, KILL or 15".into())
+}
+
+/// The short name of a signal number (`TERM`), or the number itself.
+pub fn signal_name(sig: i32) -> String {
+    SIGNALS
+        .iter()
+        .find(|&&(_, n)| n == sig)
+        .map(|&(name, _)| format!("SIG{name}"))
+        .unwrap_or_else(|| sig.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
+        for bad in [
+            "banana", "", "5x", "s", "-3s", "1h-", "..s", "inf", "NaN", "1e99",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("TERM"), Ok(libc::SIGTERM));
+        assert_eq!(parse_signal("SIGTERM"), Ok(libc::SIGTERM));
+        assert_eq!(parse_signal("term"), Ok(libc::SIGTERM));
+        assert_eq!(parse_signal("15"), Ok(15));
+        assert_eq!(parse_signal("kill"), Ok(libc::SIGKILL));
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("999").is_err());
+        assert_eq!(signal_name(libc::SIGINT), "SIGINT");
+    }
+}

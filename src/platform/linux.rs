@@ -1,0 +1,248 @@
+//! Linux side of the platform facade: clone3 into a cgroup, prctl, signalfd, /proc.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use anyhow::{Context, Result};
+
+use super::{Fork, ProcInfo};
+use crate::events::SignalPlan;
+
+/// CLONE_INTO_CGROUP (Linux 5.7): start the child in the cgroup given by `cgroup`.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` as of Linux 5.7 (CLONE_ARGS_SIZE_VER2, 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Fork, putting the child straight into the cgroup open at `into_cgroup` when given.
+///
+/// clone3 with CLONE_INTO_CGROUP makes the child a member of the leaf before it runs a
+/// single instruction, so it can never fork outside it. Where clone3 or the flag is
+/// missing (kernels before 5.3 / 5.7, seccomp profiles such as Docker's that answer
+/// ENOSYS for clone3) this falls back to a plain fork and reports `placed: false`, and
+/// the child writes itself into `cgroup.procs` before it execs.
+///
+/// The caller must be single-threaded (the child may only call async-signal-safe
+/// functions anyway) and must have every handled signal blocked, which on Linux the
+/// signalfd-based [`SignalSource`] guarantees for the whole run.
+pub fn fork_child(into_cgroup: Option<BorrowedFd<'_>>, _plan: &SignalPlan) -> io::Result<Fork> {
+    if let Some(fd) = into_cgroup {
+        let mut args = CloneArgs {
+            flags: CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: fd.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of
+        // our address space and returns here with 0. We pass a valid, sized struct.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &mut args as *mut CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        match ret {
+            0 => return Ok(Fork::Child { placed: true }),
+            pid if pid > 0 => {
+                return Ok(Fork::Parent {
+                    pid: pid as i32,
+                    placed: true,
+                })
+            }
+            _ => {
+                let err = io::Error::last_os_error();
+                match err.raw_os_error() {
+                    // Out of processes or memory: a fork would fail the same way.
+                    Some(libc::EAGAIN) | Some(libc::ENOMEM) => return Err(err),
+                    // ENOSYS/E2BIG/EINVAL: no clone3 or no CLONE_INTO_CGROUP here.
+                    // EACCES/EPERM/EBUSY/EOPNOTSUPP: not allowed to enter the leaf this
+                    // way; the fork path's own write to cgroup.procs reports it exactly.
+                    _ => crate::step!("clone3(CLONE_INTO_CGROUP) failed ({err}); forking instead"),
+                }
+            }
+        }
+    }
+    // SAFETY: we are single-threaded; the child only runs async-signal-safe code.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Fork::Child { placed: false }),
+        pid => Ok(Fork::Parent { pid, placed: false }),
+    }
+}
+
+/// In the child: ask for SIGKILL when the supervisor dies, then close the race where it
+/// died before the request (the child would already be reparented).
+///
+/// The signal is tied to the *thread* that forked us, not the process: cg-test forks
+/// from its main thread, which lives until cg-test exits.
+pub fn child_set_parent_death_signal(parent: libc::pid_t) -> Result<(), i32> {
+    // SAFETY: prctl and getppid are async-signal-safe syscalls.
+    unsafe {
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return Err(*libc::__errno_location());
+        }
+        if libc::getppid() != parent {
+            return Err(libc::ESRCH);
+        }
+    }
+    Ok(())
+}
+
+/// Make cg-test a child subreaper: orphans of the run reparent to it, not to PID 1.
+pub fn become_subreaper() -> io::Result<bool> {
+    // SAFETY: plain prctl.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(true)
+}
+
+/// Sleep until a SIGCHLD is pending (consuming it) or `limit` passes. SIGCHLD is
+/// blocked for the whole run, so sigtimedwait takes it synchronously; the caller reaps
+/// everything after, so the event loop missing this one SIGCHLD loses nothing.
+pub fn wait_child_event(limit: std::time::Duration) {
+    // SAFETY: a sigset and timespec we own; sigtimedwait only reads them.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        let ts = libc::timespec {
+            tv_sec: limit.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: limit.subsec_nanos() as libc::c_long,
+        };
+        libc::sigtimedwait(&set, std::ptr::null_mut(), &ts);
+    }
+}
+
+/// Fields of /proc/<pid>/stat after the `(comm)` field, which may contain spaces.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The process's start time in clock ticks since boot (stat field 22).
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    // After `(comm)`: field 3 (state) is index 0, so field 22 is index 19.
+    stat_fields(pid as i32)?.get(19)?.parse().ok()
+}
+
+/// Every process in /proc (this pid namespace), with parent and process group.
+pub fn processes() -> Vec<ProcInfo> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let f = stat_fields(pid)?;
+            let state = f.first()?.as_str();
+            Some(ProcInfo {
+                pid,
+                ppid: f.get(1)?.parse().ok()?,
+                pgid: f.get(2)?.parse().ok()?,
+                stopped: matches!(state, "T" | "t"),
+                zombie: matches!(state, "Z" | "X" | "x"),
+            })
+        })
+        .collect()
+}
+
+/// Does the process's environment contain exactly this `NAME=value` entry?
+pub fn environ_has(pid: i32, entry: &[u8]) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|env| env.split(|&b| b == 0).any(|e| e == entry))
+        .unwrap_or(false)
+}
+
+/// The process's command line, arguments joined by spaces (`[comm]` when empty).
+pub fn cmdline(pid: i32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let joined = raw
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if !joined.is_empty() {
+        return Some(joined);
+    }
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(format!("[{}]", comm.trim_end()))
+}
+
+/// Signals delivered to cg-test, read from a signalfd. The signals stay blocked for the
+/// whole run, so no handler ever runs and no signal can interrupt a teardown step; the
+/// event loop polls the descriptor.
+pub struct SignalSource {
+    fd: OwnedFd,
+}
+
+impl SignalSource {
+    /// Block the plan's signals and open a signalfd for the handled ones.
+    pub fn install(plan: &SignalPlan) -> Result<SignalSource> {
+        plan.take_dispositions();
+        // SAFETY: building sigsets and calling sigprocmask/signalfd on memory we own.
+        unsafe {
+            let blocked = plan.blocked_set();
+            if libc::sigprocmask(libc::SIG_BLOCK, &blocked, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error()).context("sigprocmask");
+            }
+            let handled = plan.handled_set();
+            let fd = libc::signalfd(-1, &handled, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error()).context("signalfd");
+            }
+            Ok(SignalSource {
+                fd: OwnedFd::from_raw_fd(fd),
+            })
+        }
+    }
+
+    /// The descriptor to poll for readability.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Every signal received since the last call, in arrival order.
+    pub fn drain(&mut self) -> Vec<i32> {
+        let mut out = Vec::new();
+        loop {
+            // SAFETY: signalfd_siginfo is plain data; we read whole records into it.
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    &mut info as *mut _ as *mut libc::c_void,
+                    size,
+                )
+            };
+            if n != size as isize {
+                return out;
+            }
+            out.push(info.ssi_signo as i32);
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! One facade over the operating system: the supervisor calls these functions and
+//! types and never uses `#[cfg]` itself. `linux.rs` and `other.rs` export the same
+//! names with the same signatures.
+//!
+//! What differs:
+//! - spawning: Linux forks with clone3(CLONE_INTO_CGROUP) so the child starts inside
+//!   its cgroup; elsewhere a plain fork.
+//! - the parent-death signal (Linux prctl only) and the child subreaper (Linux prctl;
+//!   other systems have none, which the pgroup strategy accounts for).
+//! - the signal source: a signalfd on Linux (signals stay blocked, nothing runs in a
+//!   handler), a self-pipe written by handlers elsewhere.
+//! - the process table: /proc on Linux, sysctl on macOS.
+
+#[cfg(target_os = "linux")]
+#[path = "linux.rs"]
+mod imp;
+
+#[cfg(not(target_os = "linux"))]
+#[path = "other.rs"]
+mod imp;
+
+pub use imp::{
+    become_subreaper, child_set_parent_death_signal, cmdline, environ_has, fork_child,
+    process_start_time, processes, wait_child_event, SignalSource,
+};
+
+/// The two sides of a fork.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fork {
+    /// We are the new process. `placed` says the kernel already put it in the
+    /// requested cgroup (clone3 with CLONE_INTO_CGROUP).
+    Child { placed: bool },
+    /// We are the supervisor; `pid` is the new process.
+    Parent { pid: i32, placed: bool },
+}
+
+/// One row of the process table, as much as the pgroup strategy needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgid: i32,
+    /// Stopped by a signal (job control), as SIGSTOP leaves it.
+    pub stopped: bool,
+    /// Exited but not yet reaped: dead, whatever its table entry says.
+    pub zombie: bool,
+}
+
+/// Is this the platform-specific code for Linux?
+pub const IS_LINUX: bool = cfg!(target_os = "linux");
