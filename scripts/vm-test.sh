@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# The pure cgroup v2 VM lane: cg-test on a machine whose only cgroup hierarchy is cgroup2
+# at /sys/fs/cgroup (what most users run), on Debian 12's kernel (6.1, older than the
+# hosts'), in a busybox initramfs under qemu's TCG emulator (nested KVM fails here).
+#
+#   1. installs qemu-system-x86, linux-image-amd64 and busybox-static when missing;
+#   2. builds the static cg-test and its test fixture (scripts/build-static.sh);
+#   3. packs them with busybox and tests/vm/ into an initramfs;
+#   4. boots it once for the scenario suite (tests/vm/scenarios/*.sh, each run on the
+#      native and the older-kernel code paths), then once per tests/vm/pid1/*.sh with
+#      cg-test as the machine's PID 1;
+#   5. reads the results from the serial console, prints them, what the VM cannot
+#      check, and a closing line `N passed, N failed`.
+# Exits non-zero on any failure, a guest that does not finish in time, or a missing tool.
+#
+# Usage: scripts/vm-test.sh [SCENARIO-GLOB]
+#   SCENARIO-GLOB  run only the suite scenarios whose file name matches (e.g. '1*'), and
+#                  no PID-1 boots unless it also matches them (e.g. '*exit*')
+# Environment:
+#   VMTEST_BUDGET=570     seconds the whole lane may take, install and build included
+#   VMTEST_SUITE_TIMEOUT=360  VMTEST_PID1_TIMEOUT=90   limits per boot, in seconds
+#   VMTEST_KEEP=1         keep the work directory (vm-work/run.PID: initramfs, consoles)
+# Needs root (apt-get, device nodes in the initramfs).
+set -euo pipefail
+
+started=$SECONDS
+budget=${VMTEST_BUDGET:-570}
+suite_timeout=${VMTEST_SUITE_TIMEOUT:-360}
+pid1_timeout=${VMTEST_PID1_TIMEOUT:-90}
+only=${1:-*}
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+say() { echo "vm-test: $*"; }
+die() {
+    echo "vm-test: error: $*" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+}
+
+[[ $(id -u) == 0 ]] || die "must run as root (apt-get install, device nodes in the initramfs)"
+
+# --- 1. packages -------------------------------------------------------------------
+packages=(qemu-system-x86 linux-image-amd64 busybox-static)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    say "installing ${missing[*]} (apt-get)"
+    command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} by hand"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq </dev/null || die "apt-get update failed"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null ||
+        die "apt-get install ${missing[*]} failed"
+fi
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found after installing qemu-system-x86"
+busybox=$(command -v busybox) || die "busybox not found after installing busybox-static"
+# The kernel package linux-image-amd64 points at: linux-image-<version> -> /boot/vmlinuz-<version>.
+kver=$(dpkg-query -W -f='${Depends}' linux-image-amd64 | grep -o 'linux-image-[^ ,]*' | head -n 1 | sed 's/^linux-image-//')
+kernel=/boot/vmlinuz-$kver
+[[ -r $kernel ]] || die "kernel $kernel (from linux-image-amd64) is missing or unreadable"
+say "guest kernel $kver (host runs $(uname -r)); packages ready after $((SECONDS - started))s"
+
+# --- 2. static binaries ------------------------------------------------------------
+bash scripts/build-static.sh --with-fixture | sed -n 's/^build-static:/vm-test:/p'
+((PIPESTATUS[0] == 0)) || die "scripts/build-static.sh failed"
+bin_dir="${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-musl/release"
+say "built after $((SECONDS - started))s"
+
+# --- 3. initramfs --------------------------------------------------------------------
+mkdir -p vm-work
+work=$(mktemp -d "$repo/vm-work/run.XXXXXX")
+qemu_pid=""
+cleanup() {
+    if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
+        kill "$qemu_pid" 2>/dev/null || true
+    fi
+    [[ ${VMTEST_KEEP:-} == 1 ]] || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+root=$work/root
+mkdir -p "$root"/{bin,usr/bin,dev,proc,sys,tmp,vm}
+install -m 755 "$busybox" "$root/bin/busybox"
+install -m 755 "$bin_dir/cg-test" "$bin_dir/cg-test-fixture" "$root/bin/"
+install -m 755 tests/vm/init "$root/init"
+install -m 644 tests/vm/lib.sh tests/vm/pid1-lib.sh tests/vm/run-scenarios.sh "$root/vm/"
+mkdir -p "$root/vm/scenarios" "$root/vm/pid1"
+suite_count=0
+for f in tests/vm/scenarios/*.sh; do
+    # shellcheck disable=SC2053 # $only is a glob on purpose.
+    [[ $(basename "$f") == $only ]] || continue
+    install -m 644 "$f" "$root/vm/scenarios/"
+    suite_count=$((suite_count + 1))
+done
+pid1_scripts=()
+for f in tests/vm/pid1/*.sh; do
+    # shellcheck disable=SC2053
+    [[ $(basename "$f") == $only ]] || continue
+    install -m 755 "$f" "$root/vm/pid1/"
+    pid1_scripts+=("$(basename "$f" .sh)")
+done
+((suite_count + ${#pid1_scripts[@]})) || die "no scenario matches '$only'"
+# The kernel opens /dev/console for /init before anything is mounted.
+mknod -m 600 "$root/dev/console" c 5 1
+# util-linux unshare (busybox's has no --cgroup) with the shared libraries it needs,
+# for the container-like scenarios.
+if command -v unshare >/dev/null && unshare --help 2>&1 | grep -q -- '--cgroup'; then
+    install -m 755 "$(command -v unshare)" "$root/usr/bin/unshare-ul"
+    for lib in $(ldd "$(command -v unshare)" | grep -o '/[^ ]*'); do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+else
+    say "NOTE: util-linux unshare with --cgroup not found on the host: the container-like scenarios will be skipped"
+fi
+initrd=$work/initrd.cpio
+(cd "$root" && find . | LC_ALL=C sort | "$busybox" cpio -o -H newc 2>/dev/null) >"$initrd" ||
+    die "packing the initramfs failed"
+say "initramfs $(($(stat -c %s "$initrd") / 1024)) KiB: $suite_count suite scenario file(s), ${#pid1_scripts[@]} PID-1 boot(s)"
+
+# --- 4. boots ------------------------------------------------------------------------
+# boot LABEL APPEND LIMIT CONSOLE: boot the initramfs with APPEND on the kernel command
+# line, stream its console, and kill it after LIMIT seconds (or when the lane's budget
+# runs out). Returns 124 when it had to be killed.
+boot() {
+    local label=$1 append=$2 limit=$3 console=$4 left rc=0
+    left=$((budget - (SECONDS - started)))
+    ((left < limit)) && limit=$left
+    if ((limit < 20)); then
+        say "$label: not booted, the lane's budget of ${budget}s is spent"
+        return 124
+    fi
+    : >"$console"
+    say "$label: booting (limit ${limit}s)"
+    timeout -k 5 "$limit" qemu-system-x86_64 -accel tcg -m 512 -smp 2 \
+        -nodefaults -no-user-config -display none -no-reboot \
+        -serial "file:$console" -kernel "$kernel" -initrd "$initrd" \
+        -append "console=ttyS0 quiet panic=-1 $append" </dev/null >"$console.qemu" 2>&1 &
+    qemu_pid=$!
+    # Stream the console, without the kernel's register dump after "Kernel panic".
+    tail -n +1 -s 0.2 -f --pid="$qemu_pid" "$console" |
+        sed -u -e 's/\r$//' -e '/Kernel panic - not syncing/,$ { /Kernel panic/! { /^\[ *[0-9.]*\]/d } }' \
+            -e "s/^/  $label| /" &
+    local tail_pid=$!
+    wait "$qemu_pid" || rc=$?
+    qemu_pid=""
+    wait "$tail_pid" || true
+    if ((rc == 124)); then
+        say "$label: guest did not finish within ${limit}s; killed"
+    elif ((rc != 0)); then
+        say "$label: qemu exited with $rc: $(tail -n 3 "$console.qemu" | tr '\n' ' ')"
+    fi
+    return "$rc"
+}
+
+passed=0
+failed=0
+failures=()
+pass() {
+    passed=$((passed + 1))
+}
+fail() {
+    failed=$((failed + 1))
+    failures+=("$1")
+}
+
+if ((suite_count)); then
+    console=$work/suite.console
+    boot_rc=0
+    boot suite "cgtest.mode=suite" "$suite_timeout" "$console" || boot_rc=$?
+    clean=$work/suite.txt
+    tr -d '\r' <"$console" >"$clean"
+    declare -A seen=()
+    while IFS= read -r line; do
+        case "$line" in
+            "VMTEST PASS "*)
+                id=${line#VMTEST PASS }
+                id=${id%% *}
+                seen[$id]=1
+                pass
+                ;;
+            "VMTEST FAIL "*)
+                id=${line#VMTEST FAIL }
+                id=${id%%:*}
+                seen[$id]=1
+                fail "${line#VMTEST FAIL }"
+                ;;
+            "VMTEST SKIP "*)
+                id=${line#VMTEST SKIP }
+                id=${id%%:*}
+                seen[$id]=1
+                say "skipped ${line#VMTEST SKIP }"
+                ;;
+        esac
+    done <"$clean"
+    # A scenario that began but never reported: the guest crashed or was killed there.
+    while IFS= read -r id; do
+        [[ -n ${seen[$id]:-} ]] || fail "$id: no result (the guest stopped during this scenario)"
+    done < <(sed -n 's/^VMTEST BEGIN //p' "$clean")
+    if ! grep -q '^VMTEST DONE' "$clean"; then
+        if ((boot_rc == 124)); then
+            fail "suite: the guest did not finish within its time limit"
+        else
+            fail "suite: the guest stopped before reporting VMTEST DONE (exit $boot_rc)"
+        fi
+    fi
+fi
+
+# A PID-1 boot passes when the kernel's panic reports the expected exit code for init
+# and the console shows every `# expect-console:` line (a grep basic regex).
+for name in "${pid1_scripts[@]}"; do
+    script=tests/vm/pid1/$name.sh
+    console=$work/pid1-$name.console
+    boot_rc=0
+    boot "pid1-$name" "cgtest.pid1=$name" "$pid1_timeout" "$console" || boot_rc=$?
+    clean=$work/pid1-$name.txt
+    tr -d '\r' <"$console" >"$clean"
+    want=$(sed -n 's/^# expect-exit: *//p' "$script")
+    panic=$(grep -o 'Attempted to kill init! exitcode=0x[0-9a-f]*' "$clean" | head -n 1 || true)
+    why=""
+    if [[ -z $panic ]]; then
+        why="no 'Attempted to kill init' panic on the console (boot exit $boot_rc)"
+    else
+        raw=$((16#${panic##*0x}))
+        if ((raw & 0x7f)); then
+            why="cg-test (PID 1) was killed by signal $((raw & 0x7f))"
+        elif [[ $(((raw >> 8) & 0xff)) != "$want" ]]; then
+            why="exit code $(((raw >> 8) & 0xff)), expected $want"
+        fi
+    fi
+    while IFS= read -r pattern; do
+        [[ -z $pattern ]] && continue
+        grep -q -- "$pattern" "$clean" || why="${why:+$why; }no console line matching '$pattern'"
+    done < <(sed -n 's/^# expect-console: //p' "$script")
+    reason=$(sed -n 's/^FAIL: //p' "$clean" | head -n 1)
+    [[ -n $reason ]] && why="${why:+$why; }$reason"
+    if [[ -z $why ]]; then
+        say "PASS pid1-$name (exit code $want delivered)"
+        pass
+    else
+        say "FAIL pid1-$name: $why"
+        fail "pid1-$name: $why"
+    fi
+done
+
+# --- 5. report -----------------------------------------------------------------------
+cat <<'EOF'
+vm-test: what this lane does NOT check:
+vm-test:   - networking: the guest has no network device at all
+vm-test:   - systemd: no systemd, so no delegated slice/scope (Delegate=yes) and no
+vm-test:     unprivileged (rootless) cgroup delegation; everything runs as root
+vm-test:   - a real userland: one busybox (ash + applets) and the static musl cg-test;
+vm-test:     the glibc build and other shells are not exercised
+vm-test:   - really old kernels: only Debian 12's 6.1; the paths for kernels before 5.7
+vm-test:     (no CLONE_INTO_CGROUP) and 5.14 (no cgroup.kill) are forced with --compat,
+vm-test:     kernels before 5.2 (no cgroup freezer) are not run
+vm-test:   - a terminal: the console is a serial line and stdin is not a tty, so
+vm-test:     foreground process group / tcsetpgrp handling is not exercised
+vm-test:   - speed: TCG emulates the CPU, so timings are loose and nothing is measured
+vm-test:   - resource limits (memory/pids/cpu): no scenario yet; the controllers are there
+EOF
+if ((failed)); then
+    say "failures:"
+    for f in "${failures[@]}"; do say "  FAIL $f"; done
+fi
+[[ ${VMTEST_KEEP:-} == 1 ]] && say "work files kept in $work"
+say "lane took $((SECONDS - started))s"
+echo "$passed passed, $failed failed"
+((failed == 0))

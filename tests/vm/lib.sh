@@ -1,0 +1,145 @@
+# Helpers every VM scenario sources (`. /vm/lib.sh`). busybox sh, no bashisms.
+#
+# A scenario is a small sh script that exits 0 (pass), 1 via `fail REASON`, or 77 via
+# `skip REASON`. Its output goes to a log that the runner prints only when it fails;
+# lines starting with `NOTE:` are always shown on the console.
+#
+# The runner sets VMT_NAME (the file name without .sh) and VMT_VARIANT:
+#   native  cg-test as it runs on this kernel: clone3(CLONE_INTO_CGROUP), cgroup.kill,
+#           child subreaper
+#   compat  `--compat fork-spawn,signal-kill,no-subreaper`: the paths cg-test uses on
+#           kernels older than 5.7 / 5.14 (fork + the child writes cgroup.procs; SIGKILL
+#           to each member of the frozen leaf), without a subreaper
+# Run cg-test as `$CGT ARGS -- COMMAND`: it adds -v and the variant's flags, so
+# `expect_paths` can prove from the -v lines which path really ran.
+#
+# Test hygiene: every fixture process gets a unique marker (`marker`), a bounded life
+# (--life, at most 60 s) and, when it is a victim, --ready DIR (proof it was alive) and
+# --late FILE (written only if it outlives the kill). Nothing is ever killed by name.
+
+VMT_NAME=${VMT_NAME:-adhoc}
+VMT_VARIANT=${VMT_VARIANT:-native}
+case "$VMT_VARIANT" in
+    native) CGT="cg-test -v" ;;
+    compat) CGT="cg-test -v --compat fork-spawn,signal-kill,no-subreaper" ;;
+    *) echo "FAIL: unknown VMT_VARIANT $VMT_VARIANT"; exit 1 ;;
+esac
+FIX=cg-test-fixture
+CGROOT=/sys/fs/cgroup
+T=/tmp/vmt/$VMT_NAME.$VMT_VARIANT
+rm -rf "$T"
+mkdir -p "$T"
+
+fail() { echo "FAIL: $*"; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+note() { echo "NOTE: $*"; }
+
+# A marker no other process in the guest carries: scenario, variant, tag, our pid.
+marker() { echo "vmt-$VMT_NAME-$VMT_VARIANT-$1-$$"; }
+
+# A fresh empty directory under this scenario's temp dir.
+fresh_dir() { rm -rf "${T:?}/$1"; mkdir -p "$T/$1"; echo "$T/$1"; }
+
+# Uptime in centiseconds (monotonic, finer than date +%s).
+now_cs() { read -r up _ </proc/uptime; echo "${up%.*}${up#*.}" | sed 's/^0*//; s/^$/0/'; }
+
+# Sleep until uptime reaches $1 centiseconds.
+sleep_until_cs() {
+    left=$(($1 - $(now_cs)))
+    [ "$left" -gt 0 ] && sleep "$((left / 100)).$(printf %02d $((left % 100)))"
+    return 0
+}
+
+# Number of files in a directory.
+count_files() { set -- "$1"/*; [ -e "$1" ] && echo $# || echo 0; }
+
+# wait_ready DIR N SECS: wait until DIR holds at least N ready files.
+wait_ready() {
+    end=$(($(now_cs) + $3 * 100))
+    while [ "$(count_files "$1")" -lt "$2" ]; do
+        [ "$(now_cs)" -ge "$end" ] && fail "only $(count_files "$1") of $2 victims became ready within $3 s"
+        sleep 0.05
+    done
+}
+
+# Pids of live (non-zombie) processes whose command line contains $1, except ours.
+survivors() {
+    for d in /proc/[0-9]*; do
+        p=${d#/proc/}
+        [ "$p" = "$$" ] && continue
+        c=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
+        case "$c" in *"$1"*) echo "$p" ;; esac
+    done
+}
+
+assert_no_survivors() {
+    s=$(survivors "$1")
+    [ -z "$s" ] || fail "processes with marker $1 survived: $(for p in $s; do echo "[$p: $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline")]"; done)"
+}
+
+# No cg-test leaf anywhere in the hierarchy.
+assert_no_leaf() {
+    l=$(find "$CGROOT" -type d -name 'cg-test-*' 2>/dev/null)
+    [ -z "$l" ] || fail "cg-test leaves left behind: $l"
+}
+
+# assert_no_late FILE START_CS LATE_AFTER_S: wait until the late marker would have
+# been written (plus a margin), then check that it was not.
+assert_no_late() {
+    sleep_until_cs $(($2 + $3 * 100 + 50))
+    [ ! -e "$1" ] || fail "late marker $1 appeared: pid $(cat "$1") outlived the kill"
+}
+
+# expect_rc ACTUAL EXPECTED WHAT
+expect_rc() { [ "$1" = "$2" ] || fail "$3: exit code $1, expected $2"; }
+
+# expect_line FILE PATTERN: FILE has a line matching the grep pattern.
+expect_line() { grep -q -- "$2" "$1" || fail "no line matching '$2' in $1: $(tail -n 5 "$1" | tr '\n' '|')"; }
+
+# expect_done FILE OUTCOME EXIT: the summary line of one cg-test run, in a cgroup.
+expect_done() {
+    expect_line "$1" "^cg-test: done: isolation=cgroup outcome=$2 exit=$3 "
+}
+
+# expect_paths FILE: the -v lines show the spawn and kill paths of this variant.
+expect_paths() {
+    case "$VMT_VARIANT" in
+        native)
+            expect_line "$1" 'spawned pid [0-9]* (clone3 into the leaf)'
+            expect_line "$1" 'cgroup.kill: yes'
+            ;;
+        compat)
+            expect_line "$1" 'spawned pid [0-9]* (fork)'
+            expect_line "$1" 'cgroup.kill: no'
+            ;;
+    esac
+}
+
+# The leaf a -v run created and removed (for checks that it was where we expect).
+leaf_of() { sed -n 's/^cg-test: created \([^ ]*\) .*/\1/p' "$1" | head -n 1; }
+
+# Pids of live fixture processes (argv[0] is the fixture) carrying marker $1; unlike
+# `survivors`, this leaves out the cg-test and sh processes whose arguments mention it.
+victims() {
+    for p in $(survivors "$1"); do
+        case "$(tr '\0' '\n' 2>/dev/null <"/proc/$p/cmdline" | head -n 1)" in
+            *cg-test-fixture) echo "$p" ;;
+        esac
+    done
+}
+
+# make_orphans N SECS: start N `sleep SECS` whose parent exits at once, so they are
+# reparented to the nearest subreaper or to PID 1, which must reap them when they end.
+make_orphans() {
+    i=0
+    while [ $i -lt "$1" ]; do
+        (sleep "$2" &)
+        i=$((i + 1))
+    done
+}
+
+# Processes whose parent is $1, and those of them that are zombies (state Z).
+# (Fields of /proc/PID/stat: 1 pid, 3 state, 4 ppid; the commands here have no spaces
+# in their names.)
+children_of() { cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp="$1" '$4 == pp { print $1 }'; }
+zombies_of() { cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp="$1" '$4 == pp && $3 == "Z" { print $1 }'; }
