@@ -272,9 +272,13 @@ impl Run<'_> {
         );
         for &pid in &members {
             send(Target::Process(pid), polite);
-            // A stopped process would not act on the polite signal until continued
-            // (GNU timeout does the same).
-            if polite != libc::SIGKILL && polite != libc::SIGCONT {
+        }
+        // A process stopped by job control would not act on the polite signal until
+        // continued (GNU timeout does the same). Sent after every member has the
+        // polite signal pending, so a continued member cannot fork a child that misses
+        // it while the pgroup strategy's stop-the-world still holds the others.
+        if polite != libc::SIGKILL && polite != libc::SIGCONT {
+            for &pid in &members {
                 send(Target::Process(pid), libc::SIGCONT);
             }
         }
