@@ -22,6 +22,7 @@
 #   VMTEST_KEEP=1         keep the work directory (vm-work/run.PID: initramfs, consoles)
 # Needs root (apt-get, device nodes in the initramfs).
 set -euo pipefail
+shopt -s nullglob
 
 started=$SECONDS
 budget=${VMTEST_BUDGET:-570}

@@ -22,7 +22,7 @@ for f in /vm/scenarios/*.sh; do
     variants=$(header vm-variants "$f")
     limit=$(header vm-timeout "$f")
     for v in ${variants:-native compat}; do
-        id="$name[$v]"
+        id="${name}[$v]"
         log=/tmp/vmt-logs/$name.$v.log
         echo "VMTEST BEGIN $id"
         start=$(uptime_s)
