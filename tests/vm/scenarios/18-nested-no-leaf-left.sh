@@ -5,13 +5,13 @@
 . /vm/lib.sh
 
 m=$(marker nested); ready=$(fresh_dir ready)
-$CGT -t 4s -k 1s -- $CGT -k 20s -- sh -c "$FIX --marker $m --life 40 --ready $ready daemon --exit 0; $FIX --marker $m --life 40 --ready $ready ignore-term" 2>"$T/err" &
+$CGT -t 5s -k 1s -- $CGT -k 20s -- sh -c "$FIX --marker $m --life 40 --ready $ready daemon --exit 0; $FIX --marker $m --life 40 --ready $ready ignore-term" 2>"$T/err" &
 cg=$!
 wait_ready "$ready" 2 5
 inner=$(find $CGROOT -mindepth 2 -type d -name 'cg-test-*' | wc -l)
 [ "$inner" = 1 ] || fail "expected one nested leaf inside the outer one, found $inner"
 wait $cg
-expect_rc $? 124 "outer cg-test -t 4s"
+expect_rc $? 124 "outer cg-test -t 5s"
 assert_no_survivors "$m"
 assert_no_leaf
 
