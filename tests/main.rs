@@ -9,4 +9,9 @@
 
 mod util;
 
+mod bad_input;
 mod escape;
+mod exit_codes;
+mod forward_signals;
+mod leaks;
+mod teardown_signals;

@@ -19,7 +19,7 @@ pub use check::*;
 pub use fixture::Fixture;
 pub use guard::Guard;
 pub use mode::Mode;
-pub use run::{Finished, Run};
+pub use run::Run;
 
 use std::time::Duration;
 
