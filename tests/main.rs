@@ -15,3 +15,8 @@ mod exit_codes;
 mod forward_signals;
 mod leaks;
 mod teardown_signals;
+mod idle;
+mod leaf;
+mod nested;
+mod parallel;
+mod transparency;
