@@ -68,12 +68,20 @@ fn outer_timeout_kills_the_inner_runs_escapees() {
     let inner_path = cgroup::unified_path(&std::fs::read_to_string(&where_file).unwrap())
         .expect("the inner command's cgroup");
     let inner_leaf = cgroup::dir_of(&inner_path);
-    assert!(inner_leaf.exists(), "{} should exist during the run", inner_leaf.display());
+    assert!(
+        inner_leaf.exists(),
+        "{} should exist during the run",
+        inner_leaf.display()
+    );
 
     let out = run.finish();
     out.assert_code(124);
     assert_no_survivors(g.marker());
-    assert!(!inner_leaf.exists(), "inner leaf {} left behind", inner_leaf.display());
+    assert!(
+        !inner_leaf.exists(),
+        "inner leaf {} left behind",
+        inner_leaf.display()
+    );
     assert_no_leaf(out.pid);
     assert_late_never(&late, late_due(&ready, LATE_SECS));
 }

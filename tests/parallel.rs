@@ -40,11 +40,7 @@ fn twelve_runs_keep_to_themselves() {
                 (a, 124)
             } else {
                 let code = 10 + i;
-                let script = format!(
-                    "{} & {}; exit {code}",
-                    fx.sh(&["sleep"]),
-                    sh_wait_file(&go)
-                );
+                let script = format!("{} & {}; exit {code}", fx.sh(&["sleep"]), sh_wait_file(&go));
                 let a: Vec<String> = ["--isolation", "cgroup", "--", "sh", "-c", &script]
                     .map(String::from)
                     .to_vec();

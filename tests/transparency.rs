@@ -150,9 +150,16 @@ fn transparent(mode: Mode) {
     ];
     let direct = fd_lines(&probe(&g, None, &fds));
     let under = fd_lines(&probe(&g, Some(mode), &fds));
-    assert!(direct.lines().any(|l| l.starts_with("7 ") && l.ends_with("/extra")), "{direct}");
     assert!(
-        !direct.lines().any(|l| l.starts_with("0 ") && l.ends_with("/dev/null")),
+        direct
+            .lines()
+            .any(|l| l.starts_with("7 ") && l.ends_with("/extra")),
+        "{direct}"
+    );
+    assert!(
+        !direct
+            .lines()
+            .any(|l| l.starts_with("0 ") && l.ends_with("/dev/null")),
         "stdin should be closed, not /dev/null: {direct}"
     );
     assert_eq!(under, direct, "open descriptors under cg-test");
@@ -161,7 +168,10 @@ fn transparent(mode: Mode) {
     let (under, ids) = env_lines(&probe(&g, Some(mode), &["env", "-0"]));
     assert!(none.is_empty());
     assert_eq!(ids.len(), 1, "exactly one CG_TEST_RUN_ID: {ids:?}");
-    assert_eq!(under, direct, "environment under cg-test (less CG_TEST_RUN_ID)");
+    assert_eq!(
+        under, direct,
+        "environment under cg-test (less CG_TEST_RUN_ID)"
+    );
 
     let args = [
         "/usr/bin/printf",
@@ -176,7 +186,10 @@ fn transparent(mode: Mode) {
     ];
     let direct = probe(&g, None, &args);
     let under = probe(&g, Some(mode), &args);
-    assert_eq!(direct, "[a b]\n[]\n[--]\n[-x]\n[--timeout]\n[ü*]\n[$HOME]\n");
+    assert_eq!(
+        direct,
+        "[a b]\n[]\n[--]\n[-x]\n[--timeout]\n[ü*]\n[$HOME]\n"
+    );
     assert_eq!(under, direct, "argv under cg-test");
 }
 
