@@ -83,7 +83,7 @@ pub struct Args {
     pub compat: Vec<Compat>,
 
     /// The command to run, and its arguments.
-    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, num_args = 1..)]
     pub command: Vec<OsString>,
 }
 
@@ -281,6 +281,21 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn command_keeps_its_own_flags() {
+        let a = Args::try_parse_from(["cg-test", "-t", "3s", "sh", "-c", "x", "-a", "--", "b"])
+            .unwrap();
+        assert_eq!(a.command, ["sh", "-c", "x", "-a", "--", "b"]);
+        let a = Args::try_parse_from(["cg-test", "--", "ls", "--version"]).unwrap();
+        assert_eq!(a.command, ["ls", "--version"]);
+        assert!(Args::try_parse_from(["cg-test", "--bogus", "--", "true"]).is_err());
+        assert!(Args::try_parse_from(["cg-test", "--"]).is_err());
+        let c = Config::from_args(Args::try_parse_from(["cg-test", "-t", "0", "true"]).unwrap())
+            .unwrap();
+        assert_eq!(c.timeout, None, "--timeout 0 disables the limit");
+        assert!(Config::from_args(Args::try_parse_from(["cg-test", "--", ""]).unwrap()).is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use clap::Parser;
 #[no_mangle]
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    cg_test::platform::reserve_closed_std_fds();
     // SAFETY: the C runtime passes argc valid, NUL-terminated strings in argv.
     let args = unsafe { collect_args(argc, argv) };
     let status = dispatch(args);

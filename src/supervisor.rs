@@ -167,6 +167,9 @@ impl Run<'_> {
             if let Some(raw) = self.reaper.command_status() {
                 return Ok(Ended::Exited(raw));
             }
+            if self.reaper.take_command_stopped() {
+                self.terminal.suspend_with(pid);
+            }
             let wake = self.events.wait(None, deadline)?;
             for sig in wake.signals {
                 if let Some(sig) = self.on_signal(sig, pid) {
@@ -269,9 +272,13 @@ impl Run<'_> {
         );
         for &pid in &members {
             send(Target::Process(pid), polite);
-            // A stopped process would not act on the polite signal until continued
-            // (GNU timeout does the same).
-            if polite != libc::SIGKILL && polite != libc::SIGCONT {
+        }
+        // A process stopped by job control would not act on the polite signal until
+        // continued (GNU timeout does the same). Sent after every member has the
+        // polite signal pending, so a continued member cannot fork a child that misses
+        // it while the pgroup strategy's stop-the-world still holds the others.
+        if polite != libc::SIGKILL && polite != libc::SIGCONT {
+            for &pid in &members {
                 send(Target::Process(pid), libc::SIGCONT);
             }
         }
@@ -367,6 +374,27 @@ impl Terminal {
             let fd = (libc::isatty(0) == 1 && libc::tcgetpgrp(0) == own_group).then_some(0);
             Terminal { fd, own_group }
         }
+    }
+
+    /// Job control: the command was stopped (Ctrl-Z sends SIGTSTP to the foreground
+    /// group, which is the command's). Take the terminal back and stop cg-test too, so
+    /// the shell sees its job stopped and gets its prompt back; when the shell
+    /// continues cg-test (`fg`), hand the terminal to the command's group again and
+    /// continue it. Without a terminal, a stopped command simply stays stopped, as it
+    /// would without cg-test.
+    fn suspend_with(&self, command: i32) {
+        if self.fd.is_none() {
+            return;
+        }
+        self.reclaim();
+        // SAFETY: stopping ourselves; SIGSTOP cannot be blocked or caught, and the shell
+        // that started us continues us with SIGCONT.
+        unsafe { libc::raise(libc::SIGSTOP) };
+        if let Some(fd) = self.fd {
+            // SAFETY: tcsetpgrp on our terminal, SIGTTOU blocked.
+            unsafe { libc::tcsetpgrp(fd, command) };
+        }
+        send(Target::Group(command), libc::SIGCONT);
     }
 
     /// Give the terminal back to cg-test's group (SIGTTOU is blocked, so this works

@@ -132,6 +132,7 @@ pub fn send(target: Target, sig: i32) {
 pub struct Reaper {
     command: Option<i32>,
     status: Option<i32>,
+    command_stopped: bool,
 }
 
 impl Reaper {
@@ -139,6 +140,7 @@ impl Reaper {
         Reaper {
             command: None,
             status: None,
+            command_stopped: false,
         }
     }
 
@@ -148,14 +150,20 @@ impl Reaper {
     }
 
     /// Reap every child that has exited, without blocking. Returns true while cg-test
-    /// still has children.
+    /// still has children. Also notes when the command was stopped by job control
+    /// (Ctrl-Z), which [`Reaper::take_command_stopped`] reports once.
     pub fn reap(&mut self) -> bool {
         loop {
             let mut status = 0;
             // SAFETY: waitpid on any child with WNOHANG.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED) };
             match pid {
                 0 => return true,
+                p if p > 0 && libc::WIFSTOPPED(status) => {
+                    if Some(p) == self.command {
+                        self.command_stopped = true;
+                    }
+                }
                 p if p > 0 => {
                     if Some(p) == self.command {
                         self.status = Some(status);
@@ -184,6 +192,11 @@ impl Reaper {
             crate::platform::wait_child_event(left);
         }
         true
+    }
+
+    /// Whether the command was stopped by a signal since the last call.
+    pub fn take_command_stopped(&mut self) -> bool {
+        std::mem::take(&mut self.command_stopped)
     }
 
     /// The command's raw wait status, once reaped.

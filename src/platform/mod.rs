@@ -48,3 +48,23 @@ pub struct ProcInfo {
 
 /// Is this the platform-specific code for Linux?
 pub const IS_LINUX: bool = cfg!(target_os = "linux");
+
+/// Occupy any of fds 0, 1, 2 that cg-test was started without with /dev/null marked
+/// close-on-exec.
+///
+/// Rust's usual start-up reopens closed standard fds on /dev/null *for the child too*;
+/// we skip it (see main.rs) so the command sees them closed, exactly as it would
+/// without cg-test. But then cg-test's own files (the leaf's cgroup.procs, the signal
+/// fd) would take those numbers, and a diagnostic written to "stderr" would land in one
+/// of them. Holding them with close-on-exec placeholders avoids both.
+pub fn reserve_closed_std_fds() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries; open returns the lowest free fd, which is `fd`
+        // when it was closed (all lower ones are open by then).
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETFD) == -1 {
+                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+            }
+        }
+    }
+}

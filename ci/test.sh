@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, in the order CI runs it. The README's test command and .ci/run
+# both run exactly this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "unit + integration tests (real processes, real cgroups)"
+cargo test --locked
+
+step "the non-Linux path compiles (x86_64-apple-darwin)"
+if ! rustup target add x86_64-apple-darwin >/dev/null 2>&1; then
+  echo "ci/test.sh: cannot install the x86_64-apple-darwin target with rustup; the non-Linux path is unchecked" >&2
+  exit 1
+fi
+cargo clippy --target x86_64-apple-darwin --locked -- -D warnings
+
+if [ -f scripts/vm-test.sh ]; then
+  step "pure cgroup v2 lane in a VM"
+  bash scripts/vm-test.sh
+fi
