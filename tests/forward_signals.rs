@@ -1,6 +1,9 @@
-//! USR1 sent to cg-test reaches the command and starts no teardown: the command
-//! handles it and goes on to exit with its own code.
+//! Signals that do not end the run. USR1 sent to cg-test reaches the command and
+//! starts no teardown: the command handles it and goes on to exit with its own code.
+//! A teardown signal that was ignored when cg-test started (as `nohup` ignores HUP)
+//! stays ignored: it neither ends the run nor reaches the command.
 
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use crate::util::fixture::{sh_quote, sh_wait_file};
@@ -58,4 +61,40 @@ fn usr1_reaches_the_command_cgroup() {
 #[test]
 fn usr1_reaches_the_command_pgroup() {
     usr1_reaches_the_command(Mode::Pgroup);
+}
+
+#[test]
+fn hup_ignored_at_start_stays_ignored() {
+    let g = Guard::new("forward_nohup");
+    let armed = g.path("armed");
+    let stop = g.path("stop");
+    let script = format!(
+        ": {marker}; touch {armed}; {wait}; exit 4",
+        marker = g.marker(),
+        armed = sh_quote(armed.to_str().unwrap()),
+        wait = sh_wait_file(&stop),
+    );
+    let mut cmd = g.cg_test(&["--isolation", "cgroup", "--", "sh", "-c", &script]);
+    // SAFETY: signal is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut run = g.start(cmd);
+    wait_for("the command to start", Duration::from_secs(10), || {
+        armed.exists().then_some(())
+    });
+    run.signal(libc::SIGHUP);
+    // Nothing to wait for when nothing happens: give a HUP that was wrongly handled
+    // time to show, then check the run is still going.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!run.has_exited(), "an ignored HUP must not end the run");
+    std::fs::write(&stop, "").unwrap();
+    let out = run.finish();
+    out.assert_code(4);
+    assert!(!out.stderr.contains("SIGHUP"), "stderr:\n{}", out.stderr);
+    assert_no_survivors(g.marker());
+    assert_no_leaf(out.pid);
 }
