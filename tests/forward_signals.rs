@@ -1,7 +1,8 @@
 //! Signals that do not end the run. USR1 sent to cg-test reaches the command and
 //! starts no teardown: the command handles it and goes on to exit with its own code.
 //! A teardown signal that was ignored when cg-test started (as `nohup` ignores HUP)
-//! stays ignored: it neither ends the run nor reaches the command.
+//! stays ignored: it neither ends the run nor reaches the command. WINCH reaches the
+//! command's whole process group.
 
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
@@ -95,6 +96,46 @@ fn hup_ignored_at_start_stays_ignored() {
     let out = run.finish();
     out.assert_code(4);
     assert!(!out.stderr.contains("SIGHUP"), "stderr:\n{}", out.stderr);
+    assert_no_survivors(g.marker());
+    assert_no_leaf(out.pid);
+}
+
+/// WINCH goes to the command's whole process group, as a terminal sends it: a
+/// background child of the command (same group, not the command itself) sees it.
+#[test]
+fn winch_reaches_the_command_group() {
+    let g = Guard::new("forward_winch");
+    let got = g.path("got");
+    let armed = g.path("armed");
+    let stop = g.path("stop");
+    let child = format!(
+        ": {marker}; trap 'echo winch > {got}' WINCH; touch {armed}; {wait}",
+        marker = g.marker(),
+        got = sh_quote(got.to_str().unwrap()),
+        armed = sh_quote(armed.to_str().unwrap()),
+        wait = sh_wait_file(&stop),
+    );
+    let script = format!(
+        ": {marker}; sh -c {child} & wait; exit 6",
+        marker = g.marker(),
+        child = sh_quote(&child),
+    );
+    let mut run = g.start(g.cg_test(&["--isolation", "cgroup", "--", "sh", "-c", &script]));
+    wait_for(
+        "the child's trap to be set",
+        Duration::from_secs(10),
+        || armed.exists().then_some(()),
+    );
+    run.signal(libc::SIGWINCH);
+    wait_for("the group to get WINCH", Duration::from_secs(10), || {
+        std::fs::read_to_string(&got)
+            .ok()
+            .filter(|s| s.trim() == "winch")
+    });
+    assert!(!run.has_exited(), "WINCH must not end the run");
+    std::fs::write(&stop, "").unwrap();
+    let out = run.finish();
+    out.assert_code(6);
     assert_no_survivors(g.marker());
     assert_no_leaf(out.pid);
 }

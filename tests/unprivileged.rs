@@ -1,7 +1,8 @@
 //! Issue 3: as an unprivileged user (uid 65534) no cgroup leaf can be made here.
 //! `auto` falls back to the process-group strategy with a note and still reaps a
 //! daemon the command left (keeping the command's exit code); `--isolation cgroup`
-//! refuses with one line and exit 125. Neither leaves a leaf.
+//! refuses with one line and exit 125. Neither leaves a leaf. The same holds where
+//! the cgroup filesystem is read-only, as in an unprivileged container.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -124,4 +125,37 @@ fn cgroup_mode_refuses_with_one_line() {
     let line = out.assert_one_error_line();
     assert!(line.contains("cgroup"), "{line:?}");
     assert_no_leaf(out.pid);
+}
+
+/// A container's usual situation: the cgroup filesystem is mounted read-only. Recreated
+/// with a private mount namespace in which the cgroup2 mount is remounted read-only
+/// (the host's mount is untouched). `auto` says why and falls back; `cgroup` refuses.
+#[test]
+fn read_only_cgroupfs_falls_back_with_its_reason() {
+    let g = Guard::new("readonly_cgroupfs");
+    let mount = cgroup::mount_point();
+    let script = format!(
+        "mount -o remount,ro,bind {m} || exit 99; \
+         {cg} --isolation auto -- sh -c 'exit 5'; echo auto=$?; \
+         {cg} --isolation cgroup -- true; echo cgroup=$?",
+        m = crate::util::fixture::sh_quote(mount.to_str().unwrap()),
+        cg = crate::util::fixture::sh_quote(CG_TEST),
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    let out = g.start(cmd).finish();
+    out.assert_code(0);
+    assert!(out.stdout.contains("auto=5"), "stdout:\n{}", out.stdout);
+    assert!(out.stdout.contains("cgroup=125"), "stdout:\n{}", out.stdout);
+    assert!(
+        out.stderr.contains("Read-only file system") && out.stderr.contains("using process group"),
+        "auto should name the read-only mount and fall back; stderr:\n{}",
+        out.stderr
+    );
+    let refusals: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("--isolation cgroup"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "stderr:\n{}", out.stderr);
 }

@@ -23,6 +23,13 @@ fn cgroup2_mount() -> Option<(PathBuf, String)> {
     })
 }
 
+/// Where the cgroup2 filesystem is mounted.
+pub fn mount_point() -> PathBuf {
+    cgroup2_mount()
+        .expect("no cgroup2 mount in /proc/self/mountinfo")
+        .0
+}
+
 /// A cgroup path as /proc/<pid>/cgroup names it (`0::/a/b`), as a directory.
 pub fn dir_of(cgroup_path: &str) -> PathBuf {
     let (mount_point, root) = cgroup2_mount().expect("no cgroup2 mount in /proc/self/mountinfo");
