@@ -1,1 +1,26 @@
-//! The integration suite: one binary, one behaviour per module.
+//! The integration suite: one binary, one behaviour per module, helpers in `util`.
+//!
+//! Rules every test follows (the product's point is that nothing leaks, so the suite
+//! must not leak either): each helper process has a bounded life and a marker unique
+//! to the test and to this run of the binary; a kill test checks its victims were
+//! alive before and that their late marker never appears; a per-test [`util::Guard`]
+//! SIGKILLs survivors by pid and removes its own cg-test's leaves even when the test
+//! fails.
+
+mod util;
+
+mod bad_input;
+mod escape;
+mod exit_codes;
+mod forward_signals;
+mod idle;
+mod leaf;
+mod leaks;
+mod nested;
+mod parallel;
+mod pdeathsig;
+mod teardown_signals;
+mod token_sweep;
+mod transparency;
+mod tty;
+mod unprivileged;

@@ -19,7 +19,7 @@
 //! waits re-check the table every [`POLL_INTERVAL`]; with a subreaper SIGCHLD is the
 //! event.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
@@ -74,43 +74,63 @@ impl ProcessGroup {
 
     /// The current members: live processes that descend from cg-test, share the
     /// command's process group, or carry the token, plus their descendants.
-    fn scan(&self) -> Vec<ProcInfo> {
-        let table = platform::processes();
+    ///
+    /// `on_member` sees each pid the moment it is recognised, so the freeze can stop a
+    /// short-lived process before it is replaced: the token is checked first (one read
+    /// of /proc/<pid>/environ), newest pids first, and only then the slower stat.
+    fn scan(&self, mut on_member: impl FnMut(i32)) -> Vec<ProcInfo> {
         let me = std::process::id() as i32;
-        let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-        for p in &table {
-            children.entry(p.ppid).or_default().push(p.pid);
-        }
-        let mut roots: Vec<i32> = vec![me];
-        roots.extend(
-            table
-                .iter()
-                .filter(|p| p.pid != me)
-                .filter(|p| Some(p.pgid) == self.pgid || platform::environ_has(p.pid, &self.token))
-                .map(|p| p.pid),
-        );
-        let mut found: HashSet<i32> = HashSet::new();
-        while let Some(pid) = roots.pop() {
-            if found.insert(pid) {
-                roots.extend(children.get(&pid).into_iter().flatten().copied());
+        let mut members: Vec<ProcInfo> = Vec::new();
+        let mut others: Vec<ProcInfo> = Vec::new();
+        for pid in platform::process_ids() {
+            if pid == me {
+                continue;
+            }
+            let carries_token = platform::environ_has(pid, &self.token);
+            if carries_token {
+                on_member(pid);
+            }
+            let Some(p) = platform::process_info(pid) else {
+                continue;
+            };
+            if p.zombie {
+                continue;
+            }
+            if carries_token || p.ppid == me || Some(p.pgid) == self.pgid {
+                if !carries_token {
+                    on_member(pid);
+                }
+                members.push(p);
+            } else {
+                others.push(p);
             }
         }
-        found.remove(&me);
-        table
-            .into_iter()
-            .filter(|p| found.contains(&p.pid) && !p.zombie)
-            .collect()
+        // Descendants of members that carry no token (they cleared their environment)
+        // and sit outside the group: settle them until nothing more is adopted.
+        let mut known: HashSet<i32> = members.iter().map(|p| p.pid).collect();
+        loop {
+            let (adopted, rest): (Vec<ProcInfo>, Vec<ProcInfo>) =
+                others.into_iter().partition(|p| known.contains(&p.ppid));
+            others = rest;
+            if adopted.is_empty() {
+                return members;
+            }
+            for p in adopted {
+                known.insert(p.pid);
+                on_member(p.pid);
+                members.push(p);
+            }
+        }
     }
 
     /// Wait until every pid in `pids` is stopped (or gone), bounded.
-    fn wait_stopped(&self, pids: &[i32]) {
+    fn wait_stopped(&self, pids: &HashSet<i32>) {
         let until = Instant::now() + STOP_LIMIT;
-        let pending: HashSet<i32> = pids.iter().copied().collect();
         while Instant::now() < until {
-            let table = platform::processes();
-            let running = table
+            let running = pids
                 .iter()
-                .any(|p| pending.contains(&p.pid) && !p.stopped && !p.zombie);
+                .filter_map(|&pid| platform::process_info(pid))
+                .any(|p| !p.stopped && !p.zombie);
             if !running {
                 return;
             }
@@ -156,25 +176,33 @@ impl Isolation for ProcessGroup {
     }
 
     fn is_empty(&mut self) -> Result<bool> {
-        Ok(self.scan().is_empty())
+        Ok(self.scan(|_| {}).is_empty())
     }
 
     fn freeze(&mut self) -> Result<()> {
+        // Stop members as they are found; done after two walks in a row find nobody
+        // new once everything found is confirmed stopped (a stopped process cannot
+        // fork, so a third walk could only find what the first two missed by racing).
+        let mut quiet_walks = 0;
         for _ in 0..MAX_ROUNDS {
-            let new: Vec<i32> = self
-                .scan()
-                .into_iter()
-                .map(|p| p.pid)
-                .filter(|pid| !self.stopped.contains(pid))
-                .collect();
+            let mut new = HashSet::new();
+            let mut stopped = std::mem::take(&mut self.stopped);
+            self.scan(|pid| {
+                if stopped.insert(pid) {
+                    send(pid, libc::SIGSTOP);
+                    new.insert(pid);
+                }
+            });
+            self.stopped = stopped;
             if new.is_empty() {
-                return Ok(());
+                quiet_walks += 1;
+                if quiet_walks == 2 {
+                    return Ok(());
+                }
+            } else {
+                quiet_walks = 0;
+                self.wait_stopped(&new);
             }
-            for &pid in &new {
-                send(pid, libc::SIGSTOP);
-                self.stopped.insert(pid);
-            }
-            self.wait_stopped(&new);
         }
         Err(anyhow!(
             "the run's processes kept appearing after {MAX_ROUNDS} stop-the-world rounds"
@@ -189,13 +217,13 @@ impl Isolation for ProcessGroup {
     }
 
     fn members(&mut self) -> Result<Vec<i32>> {
-        Ok(self.scan().into_iter().map(|p| p.pid).collect())
+        Ok(self.scan(|_| {}).into_iter().map(|p| p.pid).collect())
     }
 
     fn kill_frozen(&mut self, reaper: &mut Reaper) -> Result<()> {
         let until = Instant::now() + KILL_LIMIT;
         loop {
-            let members = self.scan();
+            let members = self.scan(|_| {});
             if members.is_empty() {
                 break;
             }
@@ -209,8 +237,11 @@ impl Isolation for ProcessGroup {
                 send(p.pid, libc::SIGKILL);
             }
             // Our children (with a subreaper: every orphan too) become zombies to reap;
-            // others vanish from the table once their own parent reaps them.
-            reaper.reap_all(POLL_INTERVAL);
+            // others turn into zombies of their new parent, which the scan skips.
+            if reaper.reap_all(POLL_INTERVAL) {
+                // No children to wait for: the dying members are someone else's.
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         self.stopped.clear();
         reaper.reap();

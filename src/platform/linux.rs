@@ -149,24 +149,34 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     stat_fields(pid as i32)?.get(19)?.parse().ok()
 }
 
-/// Every process in /proc (this pid namespace), with parent and process group.
-pub fn processes() -> Vec<ProcInfo> {
+/// Every pid in /proc (this pid namespace), highest first.
+///
+/// Highest first matters for the pgroup strategy: reading /proc's directory is a
+/// snapshot, and a process that keeps replacing itself with a fresh child (a session
+/// hopper) holds the newest, highest pid. Checked first, it is checked within
+/// microseconds of the snapshot, before it can move on.
+pub fn process_ids() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| {
-            let f = stat_fields(pid)?;
-            let state = f.first()?.as_str();
-            Some(ProcInfo {
-                pid,
-                ppid: f.get(1)?.parse().ok()?,
-                pgid: f.get(2)?.parse().ok()?,
-                stopped: matches!(state, "T" | "t"),
-                zombie: matches!(state, "Z" | "X" | "x"),
-            })
-        })
-        .collect()
+    let mut pids: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable_by(|a, b| b.cmp(a));
+    pids
+}
+
+/// One process's parent, group and state, if it still exists.
+pub fn process_info(pid: i32) -> Option<ProcInfo> {
+    let fields = stat_fields(pid)?;
+    let state = fields.first()?.as_str();
+    Some(ProcInfo {
+        pid,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgid: fields.get(2)?.parse().ok()?,
+        stopped: matches!(state, "T" | "t"),
+        zombie: matches!(state, "Z" | "X" | "x"),
+    })
 }
 
 /// Does the process's environment contain exactly this `NAME=value` entry?

@@ -20,8 +20,8 @@ mod imp;
 mod imp;
 
 pub use imp::{
-    become_subreaper, child_set_parent_death_signal, cmdline, environ_has, fork_child,
-    process_start_time, processes, wait_child_event, SignalSource,
+    become_subreaper, child_set_parent_death_signal, cmdline, environ_has, fork_child, process_ids,
+    process_info, process_start_time, wait_child_event, SignalSource,
 };
 
 /// The two sides of a fork.

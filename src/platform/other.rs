@@ -83,6 +83,17 @@ mod table {
         bsdinfo(pid as i32).map(|i| i.pbi_start_tvsec)
     }
 
+    pub fn process(pid: i32) -> Option<ProcInfo> {
+        let i = bsdinfo(pid)?;
+        Some(ProcInfo {
+            pid,
+            ppid: i.pbi_ppid as i32,
+            pgid: i.pbi_pgid as i32,
+            stopped: i.pbi_status == SSTOP,
+            zombie: i.pbi_status == SZOMB,
+        })
+    }
+
     pub fn processes() -> Vec<ProcInfo> {
         // SAFETY: proc_listallpids writes at most the buffer's size in bytes.
         let pids = unsafe {
@@ -96,18 +107,7 @@ mod table {
             buf.truncate(got.max(0) as usize);
             buf
         };
-        pids.into_iter()
-            .filter_map(|pid| {
-                let i = bsdinfo(pid)?;
-                Some(ProcInfo {
-                    pid,
-                    ppid: i.pbi_ppid as i32,
-                    pgid: i.pbi_pgid as i32,
-                    stopped: i.pbi_status == SSTOP,
-                    zombie: i.pbi_status == SZOMB,
-                })
-            })
-            .collect()
+        pids.into_iter().filter_map(process).collect()
     }
 
     /// A process's argv and environment strings.
@@ -195,9 +195,19 @@ mod table {
         None
     }
 
+    pub fn process(pid: i32) -> Option<ProcInfo> {
+        let pid = pid.to_string();
+        parse(&ps(&["-o", "pid=,ppid=,pgid=,stat=", "-p", &pid]))
+            .into_iter()
+            .next()
+    }
+
     pub fn processes() -> Vec<ProcInfo> {
-        ps(&["-axo", "pid=,ppid=,pgid=,stat="])
-            .lines()
+        parse(&ps(&["-axo", "pid=,ppid=,pgid=,stat="]))
+    }
+
+    fn parse(out: &str) -> Vec<ProcInfo> {
+        out.lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
                 let stat = f.get(3).copied().unwrap_or("");
@@ -223,7 +233,19 @@ mod table {
     }
 }
 
-pub use table::{cmdline, environ_has, process_start_time, processes};
+pub use table::{cmdline, environ_has, process_start_time};
+
+/// Every pid, highest first (see the Linux side for why).
+pub fn process_ids() -> Vec<i32> {
+    let mut pids: Vec<i32> = table::processes().iter().map(|p| p.pid).collect();
+    pids.sort_unstable_by(|a, b| b.cmp(a));
+    pids
+}
+
+/// One process's parent, group and state, if it still exists.
+pub fn process_info(pid: i32) -> Option<ProcInfo> {
+    table::process(pid)
+}
 
 /// The write end of the self-pipe, for the handler.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
