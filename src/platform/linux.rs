@@ -129,8 +129,8 @@ pub fn wait_child_event(limit: std::time::Duration) {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
         let ts = libc::timespec {
-            tv_sec: limit.as_secs().min(i32::MAX as u64) as libc::time_t,
-            tv_nsec: limit.subsec_nanos() as libc::c_long,
+            tv_sec: limit.as_secs().min(i32::MAX as u64) as _,
+            tv_nsec: limit.subsec_nanos() as _,
         };
         libc::sigtimedwait(&set, std::ptr::null_mut(), &ts);
     }
