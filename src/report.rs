@@ -123,9 +123,19 @@ pub fn summary(o: &Outcome) {
     ));
 }
 
-/// Flush stdout before the process exits (the C `main` skips Rust's own flush).
+/// Flush stdout before the process exits (the C `main` skips Rust's own flush), and
+/// wait until a terminal on stderr has sent everything: as a machine's PID 1 on a
+/// serial console, the kernel halts the moment cg-test exits, and lines still in the
+/// terminal's output queue (the summary) would be lost.
 pub fn flush() {
     let _ = std::io::stdout().flush();
+    // SAFETY: isatty and tcdrain on our own stderr; SIGTTOU is blocked, so a
+    // background cg-test is not stopped by it.
+    unsafe {
+        if libc::isatty(2) == 1 {
+            libc::tcdrain(2);
+        }
+    }
 }
 
 /// `note!`/`step!`-style helpers with format arguments.
