@@ -59,11 +59,6 @@ impl SignalPlan {
         }
     }
 
-    /// Whether cg-test handles this signal (it was not ignored at start).
-    pub fn handles(&self, sig: i32) -> bool {
-        self.handled.contains(&sig)
-    }
-
     /// Signals cg-test reads from the signal source.
     pub fn handled(&self) -> &[i32] {
         &self.handled

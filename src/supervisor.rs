@@ -44,6 +44,7 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         events,
         boundary,
         reaper: Reaper::new(),
+        command: None,
         terminal: Terminal::detect(),
         tearing_down: false,
         skip_grace: false,
@@ -81,6 +82,8 @@ struct Run<'a> {
     events: EventLoop,
     boundary: Box<dyn Isolation>,
     reaper: Reaper,
+    /// The command's pid (and process group), once it runs.
+    command: Option<i32>,
     terminal: Terminal,
     /// The ladder has started: a further teardown signal skips the grace.
     tearing_down: bool,
@@ -94,6 +97,7 @@ impl Run<'_> {
             Spawned::Running { pid } => pid,
             Spawned::Failed(f) => return spawn_failure_status(f),
         };
+        self.command = Some(pid);
         self.boundary.adopt(pid);
         self.reaper.watch(pid);
         match self.wait_command(pid)? {
@@ -172,7 +176,7 @@ impl Run<'_> {
             }
             let wake = self.events.wait(None, deadline)?;
             for sig in wake.signals {
-                if let Some(sig) = self.on_signal(sig, pid) {
+                if let Some(sig) = self.on_signal(sig) {
                     return Ok(Ended::Interrupted(sig));
                 }
             }
@@ -183,7 +187,7 @@ impl Run<'_> {
     }
 
     /// React to one signal. Returns the signal when it starts a teardown.
-    fn on_signal(&mut self, sig: i32, command: i32) -> Option<i32> {
+    fn on_signal(&mut self, sig: i32) -> Option<i32> {
         if TEARDOWN_SIGNALS.contains(&sig) {
             if self.tearing_down {
                 crate::note!("received {} again; killing now", signal_name(sig));
@@ -193,7 +197,10 @@ impl Run<'_> {
             self.tearing_down = true;
             return Some(sig);
         }
-        if FORWARD_SIGNALS.contains(&sig) && self.reaper.command_status().is_none() {
+        let running = self
+            .command
+            .filter(|_| self.reaper.command_status().is_none());
+        if let (true, Some(command)) = (FORWARD_SIGNALS.contains(&sig), running) {
             // Without cg-test, `kill -USR1 <pid>` would reach the command alone; a
             // window-size change reaches the terminal's whole foreground group.
             let target = if sig == libc::SIGWINCH {
@@ -221,7 +228,7 @@ impl Run<'_> {
             }
             let wake = self.wait_boundary(until)?;
             for sig in wake {
-                if let Some(s) = self.on_signal(sig, 0) {
+                if let Some(s) = self.on_signal(sig) {
                     interrupted = Some(s);
                 }
             }
@@ -239,7 +246,6 @@ impl Run<'_> {
         if interrupted.is_none() {
             report::leaks(&self.leaked, &self.boundary.describe());
         }
-        self.tearing_down = true;
         self.ladder(interrupted.unwrap_or(self.cfg.signal))?;
         Ok(interrupted)
     }
@@ -302,7 +308,7 @@ impl Run<'_> {
                 return Ok(());
             }
             for sig in self.wait_boundary(until)? {
-                self.on_signal(sig, 0);
+                self.on_signal(sig);
             }
         }
     }

@@ -127,11 +127,6 @@ impl CgroupLeaf {
         })
     }
 
-    /// The leaf's directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn events(&mut self) -> Result<Events> {
         cgroupfs::reread_events(&mut self.events, &self.events_path)
     }

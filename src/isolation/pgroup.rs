@@ -67,11 +67,6 @@ impl ProcessGroup {
         }
     }
 
-    /// Whether cg-test must become a subreaper for this strategy.
-    pub fn wants_subreaper(&self) -> bool {
-        self.subreaper
-    }
-
     /// The current members: live processes that descend from cg-test, share the
     /// command's process group, or carry the token, plus their descendants.
     ///
