@@ -1,6 +1,7 @@
 //! With a terminal on stdin and cg-test in its foreground, the command's process group
 //! becomes the terminal's foreground group (so Ctrl-C and prompts reach it), and the
-//! terminal goes back to cg-test's parent's group when the run ends.
+//! terminal goes back to cg-test's parent's group when the run ends; Ctrl-Z and `fg`
+//! in an interactive shell stop and resume the whole job.
 //!
 //! The terminal is a pty whose slave is the controlling terminal of a fresh session
 //! led by `sh -c` (non-interactive, so no job control: cg-test runs in the shell's own
@@ -88,6 +89,112 @@ fn command_gets_the_terminal_and_gives_it_back() {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("the command was not in a cg-test leaf: {leaf}"));
     g.watch_cg_test(cg_test_pid);
+    assert_no_leaf(cg_test_pid);
+    assert_no_survivors(g.marker());
+}
+
+/// Job control passes through: in an interactive shell, Ctrl-Z stops the command *and*
+/// cg-test, so the shell reports the job stopped and gets the terminal back; `fg`
+/// continues both, and the command finishes with its own exit code.
+#[test]
+fn ctrl_z_stops_the_job_and_fg_resumes_it() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    let g = Guard::new("tty_job_control");
+    let armed = g.path("armed");
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut cmd = Command::new("bash");
+    cmd.args(["--norc", "--noprofile", "-i"])
+        .env("TERM", "dumb")
+        .env("PS1", "$ ")
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // Killed and reaped on drop, so a failing test leaves no shell behind.
+    struct Shell(std::process::Child);
+    impl Drop for Shell {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut shell = Shell(
+        cmd.spawn()
+            .expect("starting an interactive bash on the pty"),
+    );
+    drop(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut reader = master.try_clone().unwrap();
+    let sink = Arc::clone(&screen);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let mut type_line = |text: &str| master.write_all(text.as_bytes()).expect("typing");
+    let wait_screen = |what: &str, needle: &str| {
+        wait_for(what, Duration::from_secs(20), || {
+            screen.lock().unwrap().contains(needle).then_some(())
+        })
+    };
+
+    let cgroup_file = g.path("cgroup");
+    type_line(&format!(
+        "{cg} --isolation cgroup -q -- sh -c ': {marker}; cat /proc/self/cgroup > {cgf}; touch {armed}; sleep 2; exit 7'\n",
+        cg = sh_quote(CG_TEST),
+        marker = g.marker(),
+        cgf = sh_quote(cgroup_file.to_str().unwrap()),
+        armed = sh_quote(armed.to_str().unwrap()),
+    ));
+    wait_for("the command to start", Duration::from_secs(20), || {
+        armed.exists().then_some(())
+    });
+    // cg-test's pid is in its leaf's name: watch it, so the guard removes the leaf
+    // after a failure (cg-test's own argv carries the marker, so the guard may kill it).
+    let leaf = cgroup::unified_path(&std::fs::read_to_string(&cgroup_file).unwrap())
+        .expect("the command's cgroup");
+    let cg_test_pid: i32 = leaf
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.strip_prefix("cg-test-"))
+        .and_then(|n| n.split('-').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("the command was not in a cg-test leaf: {leaf}"));
+    g.watch_cg_test(cg_test_pid);
+    type_line("\x1a");
+    wait_screen("bash to report the job stopped", "Stopped");
+    type_line("echo back-$((40+2))\n");
+    wait_screen("the prompt to come back", "back-42");
+    type_line("fg\n");
+    type_line("echo rc=$?\n");
+    wait_screen("the job to finish with its own code", "rc=7");
+    type_line("exit\n");
+    let status = wait_for("bash to exit", RUN_LIMIT, || {
+        shell.0.try_wait().expect("waiting for bash")
+    });
+    assert!(
+        status.success(),
+        "bash: {status:?}\n{}",
+        screen.lock().unwrap()
+    );
     assert_no_leaf(cg_test_pid);
     assert_no_survivors(g.marker());
 }
