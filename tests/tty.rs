@@ -16,6 +16,34 @@ use std::process::{Command, Stdio};
 use crate::util::fixture::sh_quote;
 use crate::util::*;
 
+/// Run `cmd` as the leader of a new session whose controlling terminal is the pty
+/// `slave`, with the slave as stdin, stdout and stderr.
+fn on_pty(cmd: &mut Command, slave: &std::os::fd::OwnedFd) {
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()));
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// cg-test's pid, from the name of the leaf (`.../cg-test-<pid>-<start>-<nonce>`) the
+/// command found itself in.
+fn cg_test_pid_of_leaf(leaf: &str) -> i32 {
+    leaf.rsplit('/')
+        .next()
+        .and_then(|n| n.strip_prefix("cg-test-"))
+        .and_then(|n| n.split('-').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("the command was not in a cg-test leaf: {leaf}"))
+}
+
 #[test]
 fn command_gets_the_terminal_and_gives_it_back() {
     let g = Guard::new("tty");
@@ -33,19 +61,8 @@ fn command_gets_the_terminal_and_gives_it_back() {
         after = q("after"),
     );
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", &script])
-        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
-    // SAFETY: setsid and ioctl are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    cmd.args(["-c", &script]);
+    on_pty(&mut cmd, &pty.slave);
     let mut shell = cmd.spawn().expect("starting sh on the pty");
     drop(pty.slave);
     let shell_pid = shell.id() as i32;
@@ -81,13 +98,7 @@ fn command_gets_the_terminal_and_gives_it_back() {
 
     // cg-test's pid is in its leaf's name; the leaf must be gone.
     let leaf = cgroup::unified_path(&during_text).expect("the command's cgroup");
-    let cg_test_pid: i32 = leaf
-        .rsplit('/')
-        .next()
-        .and_then(|n| n.strip_prefix("cg-test-"))
-        .and_then(|n| n.split('-').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("the command was not in a cg-test leaf: {leaf}"));
+    let cg_test_pid = cg_test_pid_of_leaf(&leaf);
     g.watch_cg_test(cg_test_pid);
     assert_no_leaf(cg_test_pid);
     assert_no_survivors(g.marker());
@@ -108,19 +119,8 @@ fn ctrl_z_stops_the_job_and_fg_resumes_it() {
     let mut cmd = Command::new("bash");
     cmd.args(["--norc", "--noprofile", "-i"])
         .env("TERM", "dumb")
-        .env("PS1", "$ ")
-        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
-    // SAFETY: setsid and ioctl are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+        .env("PS1", "$ ");
+    on_pty(&mut cmd, &pty.slave);
     // Killed and reaped on drop, so a failing test leaves no shell behind.
     struct Shell(std::process::Child);
     impl Drop for Shell {
@@ -171,13 +171,7 @@ fn ctrl_z_stops_the_job_and_fg_resumes_it() {
     // after a failure (cg-test's own argv carries the marker, so the guard may kill it).
     let leaf = cgroup::unified_path(&std::fs::read_to_string(&cgroup_file).unwrap())
         .expect("the command's cgroup");
-    let cg_test_pid: i32 = leaf
-        .rsplit('/')
-        .next()
-        .and_then(|n| n.strip_prefix("cg-test-"))
-        .and_then(|n| n.split('-').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("the command was not in a cg-test leaf: {leaf}"));
+    let cg_test_pid = cg_test_pid_of_leaf(&leaf);
     g.watch_cg_test(cg_test_pid);
     type_line("\x1a");
     wait_screen("bash to report the job stopped", "Stopped");
