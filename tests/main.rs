@@ -13,6 +13,7 @@ mod bad_input;
 mod escape;
 mod exit_codes;
 mod forward_signals;
+mod hygiene;
 mod idle;
 mod leaf;
 mod leaks;

@@ -1,0 +1,59 @@
+//! The suite's own safety net fails when it should: a guard that has to clean up after
+//! a test fails that test (a warning on stderr would be hidden by libtest), and still
+//! leaves nothing behind.
+
+use std::time::Duration;
+
+use crate::util::*;
+
+/// A test that forgets a live marked process fails in the guard's Drop, and the
+/// process is gone afterwards.
+#[test]
+fn guard_that_finds_a_survivor_fails_the_test() {
+    let marker;
+    let victim;
+    let result = {
+        let g = Guard::new("hygiene_guard_survivor");
+        marker = g.marker().to_string();
+        let ready_dir = g.subdir("ready");
+        let argv = g.fixture().ready(&ready_dir).argv(&["sleep"]);
+        let mut child = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("starting the fixture");
+        victim = child.id() as i32;
+        wait_ready(&ready_dir, 1);
+        assert_alive_with_marker(&[victim], &marker);
+        // Reap it once the guard has killed it, so it does not linger as a zombie.
+        let reaper = std::thread::spawn(move || child.wait());
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(g)));
+        let _ = reaper.join();
+        result
+    };
+    let err = result.expect_err("the guard should fail a test that left a marked process");
+    let msg = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .unwrap_or_default();
+    assert!(
+        msg.contains("left marked processes"),
+        "panic message: {msg:?}"
+    );
+    wait_for(
+        "the forgotten fixture to die",
+        Duration::from_secs(5),
+        || (!procs::is_alive(victim)).then_some(()),
+    );
+    assert_no_survivors(&marker);
+}
+
+/// Negative control: a guard with nothing to clean up drops quietly.
+#[test]
+fn guard_with_nothing_left_passes() {
+    let g = Guard::new("hygiene_guard_clean");
+    let out = g.start(g.cg_test(&["--", "true"])).finish();
+    out.assert_code(0);
+    assert_no_leaf(out.pid);
+    drop(g);
+}
