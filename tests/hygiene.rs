@@ -57,3 +57,31 @@ fn guard_with_nothing_left_passes() {
     assert_no_leaf(out.pid);
     drop(g);
 }
+
+/// A liveness count of victims counts fixtures only: a cg-test whose argv carries the
+/// marker, running a shell that carries it too, has no victim alive.
+#[test]
+fn victims_are_fixtures_not_cg_test_or_its_shell() {
+    let g = Guard::new("hygiene_victims");
+    let ready_dir = g.subdir("ready");
+    let stop = g.path("stop");
+    let script = format!(
+        ": {marker}; {fixture} & {wait}; kill $!; wait",
+        marker = g.marker(),
+        fixture = g.fixture().ready(&ready_dir).sh(&["sleep"]),
+        wait = crate::util::fixture::sh_wait_file(&stop),
+    );
+    let run = g.start(g.cg_test(&["--", "sh", "-c", &script]));
+    let ready = wait_ready(&ready_dir, 1);
+    let marked = procs::with_marker(g.marker());
+    assert!(
+        marked.contains(&run.pid) && marked.len() >= 3,
+        "cg-test, its shell and the fixture all carry the marker: {marked:?}"
+    );
+    assert_eq!(procs::fixtures_with_marker(g.marker()), ready.pids);
+    std::fs::write(&stop, "").unwrap();
+    let out = run.finish();
+    out.assert_code(0);
+    assert_no_survivors(g.marker());
+    assert_no_leaf(out.pid);
+}
