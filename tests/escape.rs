@@ -105,6 +105,7 @@ fn timeout_kills_everything(mode: Mode, scenario: Scenario) {
     out.assert_code(124);
     out.assert_summary("isolation", mode.kind());
     out.assert_summary("outcome", "timeout");
+    mode.assert_ran(&out);
     assert_no_survivors(g.marker());
     assert_no_leaf(out.pid);
     assert_late_never(&late, late_due(&ready, LATE_SECS));

@@ -85,3 +85,39 @@ fn victims_are_fixtures_not_cg_test_or_its_shell() {
     assert_no_survivors(g.marker());
     assert_no_leaf(out.pid);
 }
+
+/// The path check tells the native paths from the compat ones: a native run fails the
+/// compat mode's check and the other way round, so a `--compat` that stopped working
+/// would fail every CgroupCompat test instead of quietly testing clone3 + cgroup.kill.
+#[test]
+fn mode_path_check_tells_native_from_compat() {
+    let g = Guard::new("hygiene_mode_paths");
+    let run_in = |mode: Mode| {
+        let mut args = mode.args();
+        args.extend(["--", "true"]);
+        let out = g.start(g.cg_test(&args)).finish();
+        out.assert_code(0);
+        assert_no_leaf(out.pid);
+        out
+    };
+    let fails = |mode: Mode, out: &crate::util::run::Finished| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mode.assert_ran(out))).is_err()
+    };
+    let native = run_in(Mode::Cgroup);
+    let compat = run_in(Mode::CgroupCompat);
+    let pgroup = run_in(Mode::Pgroup);
+    Mode::Cgroup.assert_ran(&native);
+    Mode::CgroupCompat.assert_ran(&compat);
+    Mode::Pgroup.assert_ran(&pgroup);
+    assert!(fails(Mode::CgroupCompat, &native), "{}", native.stderr);
+    assert!(fails(Mode::Cgroup, &compat), "{}", compat.stderr);
+    assert!(fails(Mode::Cgroup, &pgroup), "{}", pgroup.stderr);
+    assert!(fails(Mode::Pgroup, &native), "{}", native.stderr);
+    // Only -v shows the paths: a run without it proves nothing and fails the check.
+    let quiet = g
+        .start(g.cg_test(&["--isolation", "cgroup", "--", "true"]))
+        .finish();
+    quiet.assert_code(0);
+    assert_no_leaf(quiet.pid);
+    assert!(fails(Mode::Cgroup, &quiet), "{}", quiet.stderr);
+}

@@ -39,6 +39,7 @@ fn signal_tears_down(mode: Mode, sig: i32, name: &str) {
     let out = run.finish();
     out.assert_code(128 + sig);
     out.assert_summary("outcome", "interrupted");
+    mode.assert_ran(&out);
     assert_no_survivors(g.marker());
     assert_no_leaf(out.pid);
     assert_late_never(&late, late_due(&ready, LATE_SECS));
