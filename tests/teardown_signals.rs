@@ -1,4 +1,4 @@
-//! INT, TERM and HUP sent to cg-test mid-run tear the whole run down, escapees
+//! INT, TERM, HUP and QUIT sent to cg-test mid-run tear the whole run down, escapees
 //! included, and cg-test exits 128+N; a second TERM during the grace skips the rest of
 //! it.
 
@@ -61,6 +61,11 @@ fn sighup_cgroup() {
 }
 
 #[test]
+fn sigquit_cgroup() {
+    signal_tears_down(Mode::Cgroup, libc::SIGQUIT, "quit");
+}
+
+#[test]
 fn sigterm_pgroup() {
     signal_tears_down(Mode::Pgroup, libc::SIGTERM, "term");
 }
@@ -73,6 +78,11 @@ fn sigint_pgroup() {
 #[test]
 fn sighup_pgroup() {
     signal_tears_down(Mode::Pgroup, libc::SIGHUP, "hup");
+}
+
+#[test]
+fn sigquit_pgroup() {
+    signal_tears_down(Mode::Pgroup, libc::SIGQUIT, "quit");
 }
 
 /// With a 30 s grace and a TERM-ignorer, a second TERM ends the run at once.
