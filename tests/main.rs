@@ -20,6 +20,7 @@ mod leaks;
 mod nested;
 mod parallel;
 mod pdeathsig;
+mod polite_signal;
 mod stopped_terminal;
 mod teardown_signals;
 mod token_sweep;
