@@ -11,7 +11,8 @@
 #      cg-test as the machine's PID 1;
 #   5. reads the results from the serial console, prints them, what the VM cannot
 #      check, and a closing line `N passed, N failed`.
-# Exits non-zero on any failure, a guest that does not finish in time, or a missing tool.
+# Exits non-zero on any failure, a skipped scenario (unless VMTEST_ALLOW_SKIP=1), a guest
+# that does not finish in time, or a missing tool.
 #
 # Usage: scripts/vm-test.sh [SCENARIO-GLOB]
 #   SCENARIO-GLOB  run only the suite scenarios whose file name matches (e.g. '1*'), and
@@ -20,12 +21,16 @@
 #   VMTEST_BUDGET=570     seconds the whole lane may take, install and build included
 #   VMTEST_SUITE_TIMEOUT=360  VMTEST_PID1_TIMEOUT=90   limits per boot, in seconds
 #   VMTEST_KEEP=1         keep the work directory (vm-work/run.PID: initramfs, consoles)
+#   VMTEST_ALLOW_SKIP=1   a scenario that skips itself (a missing tool) is reported but
+#                         not counted as a failure; by default every skip is a failure,
+#                         since CI must not pass a lane whose required scenarios never ran
 # Needs root (apt-get, device nodes in the initramfs).
 set -euo pipefail
 shopt -s nullglob
 
 started=$SECONDS
 budget=${VMTEST_BUDGET:-570}
+allow_skip=${VMTEST_ALLOW_SKIP:-0}
 suite_timeout=${VMTEST_SUITE_TIMEOUT:-360}
 pid1_timeout=${VMTEST_PID1_TIMEOUT:-90}
 only=${1:-*}
@@ -117,7 +122,11 @@ if command -v unshare >/dev/null && unshare --help 2>&1 | grep -q -- '--cgroup';
         cp -L "$lib" "$root$lib"
     done
 else
-    say "NOTE: util-linux unshare with --cgroup not found on the host: the container-like scenarios will be skipped"
+    if [[ $allow_skip == 1 ]]; then
+        say "NOTE: util-linux unshare with --cgroup not found on the host: the container-like scenarios will be skipped (VMTEST_ALLOW_SKIP=1)"
+    else
+        say "NOTE: util-linux unshare with --cgroup not found on the host: the container-like scenarios will skip, which fails the lane (VMTEST_ALLOW_SKIP=1 to allow)"
+    fi
 fi
 initrd=$work/initrd.cpio
 (cd "$root" && find . | LC_ALL=C sort | "$busybox" cpio -o -H newc 2>/dev/null) >"$initrd" ||
@@ -161,6 +170,7 @@ boot() {
 
 passed=0
 failed=0
+skipped=0
 failures=()
 pass() {
     passed=$((passed + 1))
@@ -168,6 +178,17 @@ pass() {
 fail() {
     failed=$((failed + 1))
     failures+=("$1")
+}
+# A scenario that skipped itself did not run: in CI that is a failure, unless the
+# caller said skips are acceptable (VMTEST_ALLOW_SKIP=1, e.g. a host without a tool).
+skip() {
+    skipped=$((skipped + 1))
+    if [[ $allow_skip == 1 ]]; then
+        say "skipped $1"
+    else
+        say "SKIP counts as a failure (VMTEST_ALLOW_SKIP=1 to allow): $1"
+        fail "$1 (skipped; VMTEST_ALLOW_SKIP is not 1)"
+    fi
 }
 
 if ((suite_count)); then
@@ -195,7 +216,7 @@ if ((suite_count)); then
                 id=${line#VMTEST SKIP }
                 id=${id%%:*}
                 seen[$id]=1
-                say "skipped ${line#VMTEST SKIP }"
+                skip "${line#VMTEST SKIP }"
                 ;;
         esac
     done <"$clean"
@@ -276,5 +297,6 @@ if ((failed)); then
 fi
 [[ ${VMTEST_KEEP:-} == 1 ]] && say "work files kept in $work"
 say "lane took $((SECONDS - started))s"
+((skipped)) && say "$skipped scenario(s) skipped$([[ $allow_skip == 1 ]] || echo ', each counted as a failure')"
 echo "$passed passed, $failed failed"
 ((failed == 0))
