@@ -79,9 +79,13 @@ say "built after $((SECONDS - started))s"
 mkdir -p vm-work
 work=$(mktemp -d "$repo/vm-work/run.XXXXXX")
 qemu_pid=""
+xoff_pid=""
 cleanup() {
     if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
         kill "$qemu_pid" 2>/dev/null || true
+    fi
+    if [[ -n $xoff_pid ]]; then
+        kill "$xoff_pid" 2>/dev/null || true
     fi
     [[ ${VMTEST_KEEP:-} == 1 ]] || rm -rf "$work"
 }
@@ -134,11 +138,13 @@ initrd=$work/initrd.cpio
 say "initramfs $(($(stat -c %s "$initrd") / 1024)) KiB: $suite_count suite scenario file(s), ${#pid1_scripts[@]} PID-1 boot(s)"
 
 # --- 4. boots ------------------------------------------------------------------------
-# boot LABEL APPEND LIMIT CONSOLE: boot the initramfs with APPEND on the kernel command
-# line, stream its console, and kill it after LIMIT seconds (or when the lane's budget
-# runs out). Returns 124 when it had to be killed.
+# boot LABEL APPEND LIMIT CONSOLE [QEMU-ARGS...]: boot the initramfs with APPEND on the
+# kernel command line (and QEMU-ARGS added to qemu's), stream its console, and kill it
+# after LIMIT seconds (or when the lane's budget runs out). Returns 124 when it had to
+# be killed.
 boot() {
     local label=$1 append=$2 limit=$3 console=$4 left rc=0
+    local extra=("${@:5}")
     left=$((budget - (SECONDS - started)))
     ((left < limit)) && limit=$left
     if ((limit < 20)); then
@@ -149,7 +155,7 @@ boot() {
     say "$label: booting (limit ${limit}s)"
     timeout -k 5 "$limit" qemu-system-x86_64 -accel tcg -m 512 -smp 2 \
         -nodefaults -no-user-config -display none -no-reboot \
-        -serial "file:$console" -kernel "$kernel" -initrd "$initrd" \
+        -serial "file:$console" "${extra[@]}" -kernel "$kernel" -initrd "$initrd" \
         -append "console=ttyS0 quiet panic=-1 $append" </dev/null >"$console.qemu" 2>&1 &
     qemu_pid=$!
     # Stream the console, without the kernel's register dump after "Kernel panic".
@@ -193,8 +199,31 @@ skip() {
 
 if ((suite_count)); then
     console=$work/suite.console
+    # A second serial port (the guest's ttyS1) whose line the host keeps stopped: it
+    # sends XOFF (^S) every 0.2 s, so once the guest opens ttyS1 (IXON is the default)
+    # its output queue fills and never drains. Scenario 19 puts cg-test's stderr there,
+    # and releases the line by printing `VMTEST COM2 XON` on the console, after which
+    # the host sends XON (^Q) instead (the last close of a stopped serial port would
+    # wait 30 s for its queue).
+    mkfifo "$work/com2.in" "$work/com2.out"
+    : >"$console"
+    (
+        exec 4<>"$work/com2.in"
+        while :; do
+            if grep -q '^VMTEST COM2 XON' "$console" 2>/dev/null; then
+                printf '\021' >&4
+            else
+                printf '\023' >&4
+            fi
+            sleep 0.2
+        done
+    ) &
+    xoff_pid=$!
     boot_rc=0
-    boot suite "cgtest.mode=suite" "$suite_timeout" "$console" || boot_rc=$?
+    boot suite "cgtest.mode=suite" "$suite_timeout" "$console" \
+        -chardev "pipe,id=com2,path=$work/com2" -serial chardev:com2 || boot_rc=$?
+    kill "$xoff_pid" 2>/dev/null || true
+    wait "$xoff_pid" 2>/dev/null || true
     clean=$work/suite.txt
     tr -d '\r' <"$console" >"$clean"
     declare -A seen=()

@@ -8,8 +8,9 @@
 //! stopped pty blocks by itself (as it would for any program: that is what ^S is for),
 //! so the runs are `-q` and write nothing; and Linux keeps no output queue for a pty
 //! (TIOCOUTQ is 0), so the old unconditional `tcdrain` returned at once here too. The
-//! hang itself needs a serial port whose transmitter is stopped; the bound is
-//! unit-tested in `report`.
+//! hang itself needs a serial port whose transmitter is stopped: the VM lane's
+//! scenario 19 (tests/vm/scenarios/19-stopped-serial-stderr.sh) gives cg-test such a
+//! line, and fails on the old code. The bound is also unit-tested in `report`.
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
