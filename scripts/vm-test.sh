@@ -201,7 +201,7 @@ if ((suite_count)); then
     console=$work/suite.console
     # A second serial port (the guest's ttyS1) whose line the host keeps stopped: it
     # sends XOFF (^S) every 0.2 s, so once the guest opens ttyS1 (IXON is the default)
-    # its output queue fills and never drains. Scenario 19 puts cg-test's stderr there,
+    # its output queue fills and never drains. Scenario 25 puts cg-test's stderr there,
     # and releases the line by printing `VMTEST COM2 XON` on the console, after which
     # the host sends XON (^Q) instead (the last close of a stopped serial port would
     # wait 30 s for its queue).

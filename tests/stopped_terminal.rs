@@ -9,7 +9,7 @@
 //! so the runs are `-q` and write nothing; and Linux keeps no output queue for a pty
 //! (TIOCOUTQ is 0), so the old unconditional `tcdrain` returned at once here too. The
 //! hang itself needs a serial port whose transmitter is stopped: the VM lane's
-//! scenario 19 (tests/vm/scenarios/19-stopped-serial-stderr.sh) gives cg-test such a
+//! scenario 25 (tests/vm/scenarios/25-stopped-serial-stderr.sh) gives cg-test such a
 //! line, and fails on the old code. The bound is also unit-tested in `report`.
 
 use std::io::Write;
