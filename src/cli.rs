@@ -41,7 +41,9 @@ pub enum Verbosity {
     override_usage = "cg-test [OPTIONS] -- COMMAND [ARG]...",
     after_help = "Exit status: the command's own code; 128+N if it died of signal N or cg-test \
 was stopped by signal N; 123 leaked with --fail-on-leak; 124 timeout; 125 cg-test's own \
-error; 126 command not executable; 127 command not found."
+error; 126 command not executable; 127 command not found.
+
+`cg-test doctor [--json]` shows what this host offers and what --isolation auto would pick."
 )]
 pub struct Args {
     /// Hard wall-clock limit (90s, 15m, 1h30m, 500ms; a bare number is seconds; 0 = none).
@@ -85,6 +87,29 @@ pub struct Args {
     /// The command to run, and its arguments.
     #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, num_args = 1..)]
     pub command: Vec<OsString>,
+}
+
+/// `cg-test doctor [--json]`: what this host offers cg-test and what `--isolation
+/// auto` would pick here, and why. Parsed from the arguments after `doctor`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cg-test doctor",
+    version,
+    override_usage = "cg-test doctor [--json]",
+    after_help = "Field names of --json are stable; docs/DOCTOR.md describes them. \
+`cg-test -- doctor` runs a program named doctor instead."
+)]
+pub struct DoctorArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Whether argv (program name first) asks for the subcommand `name`: only as the very
+/// first argument, so `cg-test -- doctor` and `cg-test -t 5s doctor` still run a
+/// program of that name.
+pub fn is_subcommand(args: &[OsString], name: &str) -> bool {
+    args.get(1).is_some_and(|a| a == name)
 }
 
 /// A compatibility path a test can force on a kernel that would not need it.
@@ -296,6 +321,32 @@ mod tests {
             .unwrap();
         assert_eq!(c.timeout, None, "--timeout 0 disables the limit");
         assert!(Config::from_args(Args::try_parse_from(["cg-test", "--", ""]).unwrap()).is_err());
+    }
+
+    #[test]
+    fn doctor_only_as_the_first_argument() {
+        let argv = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(is_subcommand(&argv(&["cg-test", "doctor"]), "doctor"));
+        assert!(is_subcommand(
+            &argv(&["cg-test", "doctor", "--json"]),
+            "doctor"
+        ));
+        assert!(!is_subcommand(
+            &argv(&["cg-test", "--", "doctor"]),
+            "doctor"
+        ));
+        assert!(!is_subcommand(
+            &argv(&["cg-test", "-t", "5s", "doctor"]),
+            "doctor"
+        ));
+        assert!(!is_subcommand(&argv(&["cg-test"]), "doctor"));
+        // `cg-test -- doctor` is a run of a program named doctor.
+        let a = Args::try_parse_from(["cg-test", "--", "doctor"]).unwrap();
+        assert_eq!(a.command, ["doctor"]);
+        let d = DoctorArgs::try_parse_from(["cg-test doctor", "--json"]).unwrap();
+        assert!(d.json);
+        assert!(!DoctorArgs::try_parse_from(["cg-test doctor"]).unwrap().json);
+        assert!(DoctorArgs::try_parse_from(["cg-test doctor", "--bogus"]).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod cgroupfs;
 pub mod cli;
+pub mod doctor;
 pub mod events;
 pub mod exit;
 pub mod isolation;

@@ -10,6 +10,7 @@
 mod util;
 
 mod bad_input;
+mod doctor;
 mod escape;
 mod exit_codes;
 mod forward_signals;
