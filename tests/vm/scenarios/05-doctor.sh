@@ -28,7 +28,9 @@ for kv in '"schema": 1' '"layout": "pure-v2"' '"cgroup2_mount": "/sys/fs/cgroup"
     grep -qF "$kv" "$T/json" || fail "doctor --json lacks $kv: $(tr -d '\n' <"$T/json" | head -c 400)"
 done
 # Well-formed enough for a script: balanced braces, and it starts and ends an object.
-[ "$(head -c 1 "$T/json")" = "{" ] && [ "$(tail -n 1 "$T/json")" = "}" ] || fail "doctor --json is not one object"
+if [ "$(head -c 1 "$T/json")" != "{" ] || [ "$(tail -n 1 "$T/json")" != "}" ]; then
+    fail "doctor --json is not one object"
+fi
 [ "$(tr -cd '{' <"$T/json" | wc -c)" = "$(tr -cd '}' <"$T/json" | wc -c)" ] || fail "unbalanced braces in doctor --json"
 assert_no_leaf
 
