@@ -95,6 +95,7 @@ pub struct Args {
 #[command(
     name = "cg-test doctor",
     version,
+    about = "Show what this host offers cg-test and what --isolation auto would pick here, and why.",
     override_usage = "cg-test doctor [--json]",
     after_help = "Field names of --json are stable; docs/DOCTOR.md describes them. \
 `cg-test -- doctor` runs a program named doctor instead."
