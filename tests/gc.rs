@@ -14,55 +14,6 @@ use std::time::Duration;
 
 use crate::util::*;
 
-/// A cgroup of the test's own, below the test process's cgroup. Dropping it kills
-/// whatever is left inside and removes it.
-struct TestCgroup {
-    path: PathBuf,
-}
-
-impl TestCgroup {
-    fn new(g: &Guard) -> TestCgroup {
-        let name = format!("cgt-gc-{}", g.marker().trim_end_matches('_'));
-        let path = cgroup::own_dir().join(name);
-        std::fs::create_dir(&path).expect("creating the test's cgroup");
-        TestCgroup { path }
-    }
-
-    /// `ARGS...` of cg-test, started as a process that first moves itself here.
-    fn cg_test(&self, args: &[String]) -> Command {
-        let mut c = Command::new("sh");
-        let procs = fixture::sh_quote(&self.path.join("cgroup.procs").display().to_string());
-        c.args([
-            "-c",
-            &format!("echo $$ > {procs} && exec \"$0\" \"$@\""),
-            CG_TEST,
-        ])
-        .args(args);
-        c
-    }
-
-    /// The cg-test leaves in this cgroup.
-    fn leaves(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(&self.path)
-            .expect("listing the test's cgroup")
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with("cg-test-"))
-            .map(|e| e.path())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        for leaf in self.leaves() {
-            cgroup::kill_and_remove(&leaf);
-        }
-        let _ = std::fs::remove_dir(&self.path);
-    }
-}
-
 /// A stale leaf in `cg`: a run whose cg-test and watchdog are both SIGKILLed (the
 /// watchdog first, so it cannot act), leaving an escaped daemon and a TERM-ignorer alive
 /// in the leaf. Returns the leaf, the victims (alive) and the late marker's due time.
@@ -131,7 +82,7 @@ fn gc(g: &Guard, args: &[&str]) -> run::Finished {
 #[test]
 fn gc_reaps_a_stale_leaf_and_leaves_a_live_run_alone() {
     let g = Guard::new("gc_stale");
-    let cg = TestCgroup::new(&g);
+    let cg = TestCgroup::new(&g, "gc");
     let dir = cg.path.display().to_string();
 
     // A live run first (a start sweeps stale leaves beside it, so it must come before
@@ -218,10 +169,10 @@ fn gc_reaps_a_stale_leaf_and_leaves_a_live_run_alone() {
 #[test]
 fn a_start_reaps_stale_leaves_beside_its_own() {
     let g = Guard::new("gc_start_sweep");
-    let cg = TestCgroup::new(&g);
+    let cg = TestCgroup::new(&g, "gc");
     let (stale, victims, late, due) = make_stale_leaf(&g, &cg, "stale");
 
-    let out = g.start(cg.cg_test(&["--".into(), "true".into()])).finish();
+    let out = g.start(cg.cg_test(&["--", "true"])).finish();
     out.assert_code(0);
     for &v in &victims {
         assert!(
@@ -245,7 +196,7 @@ fn a_start_reaps_stale_leaves_beside_its_own() {
 #[test]
 fn gc_with_nothing_to_collect() {
     let g = Guard::new("gc_nothing");
-    let cg = TestCgroup::new(&g);
+    let cg = TestCgroup::new(&g, "gc");
     let out = gc(&g, &[&cg.path.display().to_string()]);
     out.assert_code(0);
     let line = out.assert_one_error_line();

@@ -374,3 +374,61 @@ fn die_with_parent_refuses_a_parent_already_gone() {
     );
     assert_no_survivors(g.marker());
 }
+
+/// The same guarantee for an unprivileged user in a cgroup delegated to it (uid 65534,
+/// as `systemd-run --user -p Delegate=yes` would give): the watchdog has exactly the
+/// run's privileges and still kills and removes the leaf.
+#[test]
+fn sigkill_in_a_delegated_cgroup_as_an_unprivileged_user() {
+    let g = Guard::new("death_delegated");
+    let ready_dir = g.subdir("ready");
+    g.open_to_all(&ready_dir);
+    let (cg_test, fixture_bin) = crate::unprivileged::binaries_for_nobody(&g);
+    let late = ready_dir.join("late");
+    let fx = g.fixture().ready(&ready_dir).late(&late, LATE_SECS);
+    let cg = TestCgroup::new(&g, "deleg");
+    let uid: u32 = crate::unprivileged::NOBODY.parse().unwrap();
+    cg.delegate_to(uid);
+
+    let mut args: Vec<String> = [
+        format!("--reuid={uid}"),
+        format!("--regid={uid}"),
+        "--clear-groups".into(),
+        cg_test.display().to_string(),
+        "-v".into(),
+        "--isolation".into(),
+        "cgroup".into(),
+        "--".into(),
+    ]
+    .to_vec();
+    let mut command = victims(&fx, &ready_dir, false);
+    command[2] = command[2].replace(FIXTURE, &fixture_bin.display().to_string());
+    args.extend(command);
+    let mut run = g.start(cg.command("setpriv", &args));
+    let ready = wait_ready(&ready_dir, 3);
+    assert_alive_with_marker(&ready.pids, g.marker());
+    assert_hopper_alive(g.marker());
+    run.wait_stderr("watchdog pid", Duration::from_secs(20));
+    let leaves = cg.leaves();
+    assert_eq!(
+        leaves.len(),
+        1,
+        "cg-test made its leaf in the delegated cgroup"
+    );
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&leaves[0]).unwrap());
+    assert_eq!(owner, uid, "the leaf was made by the unprivileged cg-test");
+
+    run.signal(libc::SIGKILL);
+    let killed_at = Instant::now();
+    let _ = run.finish();
+    assert_all_gone_soon(g.marker(), killed_at);
+    while !cg.leaves().is_empty() {
+        assert!(
+            killed_at.elapsed() < LEAF_GONE_WITHIN,
+            "leaf still there: {:?}",
+            cg.leaves()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_late_never(&late, late_due(&ready, LATE_SECS));
+}
