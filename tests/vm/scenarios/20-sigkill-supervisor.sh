@@ -33,6 +33,11 @@ while [ -d "$leaf" ]; do
     sleep 0.05
 done
 note "run empty ${emptied}0 ms, leaf removed $(($(now_cs) - killed))0 ms after the kill"
+# Its last line comes after the token sweep that follows the leaf's removal.
+i=0
+while ! grep -q "watchdog: cg-test (pid $cg) is gone; killed [0-9]* process(es) of its run and removed" "$T/err"; do
+    i=$((i + 1)); [ $i -gt 100 ] && break; sleep 0.05
+done
 expect_line "$T/err" "watchdog: cg-test (pid $cg) is gone; killed [0-9]* process(es) of its run and removed"
 assert_no_survivors "$m"
 assert_no_leaf
