@@ -24,8 +24,8 @@
 # a surviving one does.
 #
 # Prints one line per case (PASS/FAIL, its time, the reason) and ends with
-# `N passed, N failed`; exits non-zero on any failure. Needs node + npm (npm 11 for
-# lockfile v3), python3 with venv, cargo, make, setsid, and the npm registry and PyPI.
+# `N passed, N failed`; exits non-zero on any failure. Needs node (20.19+, for vite 7)
+# with npm, python3 with venv, cargo, make, setsid, and the npm registry and PyPI.
 #
 # Environment:
 #   E2E_KEEP=1       keep the temp directory (logs, projects) and say where it is
@@ -207,7 +207,8 @@ ready_pids() { local f; for f in $(ready_files "$1"); do field "$f" 1; done; }
 log_tail() { sed -n 's/^/    | /p' "$1" | tail -n "${2:-15}"; }
 
 # in_leaf READY: the helper reported a cg-test leaf named after its CG_TEST_RUN_ID. Prints
-# the leaf's path (callers record the run id in run_ids for the last case). Without cgroup2 there is no leaf to check.
+# the leaf's path (callers record the run id in run_ids for the last case). Without
+# cgroup2 there is no leaf to check.
 in_leaf() {
     local cgroup run_id
     cgroup=$(field "$1" 3)
@@ -283,7 +284,7 @@ pnpm_bin=$work/pnpm-prefix/bin
 export PATH="$pnpm_bin:$PATH"
 
 # setup_step NAME HINT CMD...: run CMD (bounded), log to logs/NAME.log, and on failure
-# write the reason (the last error line and HINT) to logs/NAME.failed.
+# write the reason (the first telling error line and HINT) to logs/NAME.failed.
 setup_step() {
     local name=$1 hint=$2 rc=0 t=$EPOCHREALTIME
     shift 2
