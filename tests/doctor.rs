@@ -102,9 +102,11 @@ fn text_names_the_layout_the_mount_and_the_verdict() {
         "{}",
         out.stdout
     );
+    // stderr is for nothing but the stale leaves of dead runs that doctor, like a run's
+    // start, collects beside its own (another test may have left one a moment ago).
     assert!(
-        out.stderr.is_empty(),
-        "doctor says nothing on stderr: {}",
+        out.stderr.lines().all(|l| l.contains("stale leaf")),
+        "doctor says nothing else on stderr: {}",
         out.stderr
     );
 }

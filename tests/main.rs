@@ -10,16 +10,19 @@
 mod util;
 
 mod bad_input;
+mod core_reliability;
 mod doctor;
 mod escape;
 mod exit_codes;
 mod forward_signals;
+mod gc;
 mod idle;
 mod leaf;
 mod leaks;
 mod nested;
 mod parallel;
 mod pdeathsig;
+mod supervisor_death;
 mod teardown_signals;
 mod token_sweep;
 mod transparency;

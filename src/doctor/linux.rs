@@ -130,21 +130,22 @@ pub fn collect() -> Report {
     let cfg = default_config();
     let run_id = RunId::new();
     let clone3 = try_clone3(None);
-    let (clone_into_cgroup, migrate, auto) = match CgroupLeaf::create(&cfg, &run_id) {
-        Ok(leaf) => probe_leaf(leaf, own_dir.as_deref(), &run_id, &mut cgroup),
-        Err(why) => {
-            let untried = || Check::untried("no leaf could be made (see auto)");
-            let auto = Auto {
-                isolation: "pgroup",
-                leaf_parent: None,
-                reason: Some(why.to_string()),
-                spawn: "fork",
-                kill: "signal",
-                subreaper: false,
-            };
-            (untried(), untried(), auto)
-        }
-    };
+    let (clone_into_cgroup, migrate, auto) =
+        match CgroupLeaf::create(&cfg.isolation_options(), &run_id) {
+            Ok(leaf) => probe_leaf(leaf, own_dir.as_deref(), &mut cgroup),
+            Err(why) => {
+                let untried = || Check::untried("no leaf could be made (see auto)");
+                let auto = Auto {
+                    isolation: "pgroup",
+                    leaf_parent: None,
+                    reason: Some(why.to_string()),
+                    spawn: "fork",
+                    kill: "signal",
+                    subreaper: false,
+                };
+                (untried(), untried(), auto)
+            }
+        };
 
     let subreaper = in_child_check(|| {
         // SAFETY: prctl in a child that exits right after.
@@ -254,11 +255,9 @@ fn describe_own_cgroup(cg: &mut CgroupReport, dir: &Path, euid: Option<u32>) {
 fn probe_leaf(
     mut leaf: CgroupLeaf,
     own_dir: Option<&Path>,
-    run_id: &RunId,
     cg: &mut CgroupReport,
 ) -> (Check, Check, Auto) {
-    let path = own_dir.map(|d| d.join(run_id.leaf_name()));
-    if let Some(p) = &path {
+    if let Some(p) = leaf.leaf_path() {
         cg.kill = Some(p.join("cgroup.kill").exists());
         cg.freeze = Some(p.join("cgroup.freeze").exists());
     }
