@@ -255,6 +255,7 @@ impl Config {
             signal_kill: self.forces(Compat::SignalKill),
             subreaper: crate::platform::IS_LINUX && !self.forces(Compat::NoSubreaper),
             freeze_gives_up: self.forces(Compat::FreezeGivesUp),
+            keep_stale: false,
         }
     }
 }

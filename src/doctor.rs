@@ -5,8 +5,8 @@
 //! where reading cannot tell, tried for real: the verdict comes from creating the very
 //! leaf a run would create (`CgroupLeaf::create`, so doctor and `auto` cannot disagree),
 //! a child is cloned into it with clone3(CLONE_INTO_CGROUP) and another writes itself
-//! into its `cgroup.procs`, and the leaf is removed again (making it collects the
-//! stale leaves of dead runs beside it, as every run's start does). Namespaces, the
+//! into its `cgroup.procs`, and the leaf is removed again (unlike a run's start, making
+//! it leaves stale leaves of dead runs alone: doctor kills nothing). Namespaces, the
 //! subreaper and pidfd_open are tried in short-lived forked children, so nothing about
 //! cg-test's own process changes. A seccomp filter (Docker's answers ENOSYS to clone3) or a
 //! missing capability shows up as the errno the kernel really gave.

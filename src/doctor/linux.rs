@@ -23,6 +23,7 @@ use crate::cgroupfs;
 use crate::cli::{Args, Config};
 use crate::isolation::cgroup::CgroupLeaf;
 use crate::isolation::Isolation;
+use crate::isolation::Options;
 use crate::run_id::RunId;
 use crate::spawn::Placement;
 
@@ -130,22 +131,27 @@ pub fn collect() -> Report {
     let cfg = default_config();
     let run_id = RunId::new();
     let clone3 = try_clone3(None);
-    let (clone_into_cgroup, migrate, auto) =
-        match CgroupLeaf::create(&cfg.isolation_options(), &run_id) {
-            Ok(leaf) => probe_leaf(leaf, own_dir.as_deref(), &mut cgroup),
-            Err(why) => {
-                let untried = || Check::untried("no leaf could be made (see auto)");
-                let auto = Auto {
-                    isolation: "pgroup",
-                    leaf_parent: None,
-                    reason: Some(why.to_string()),
-                    spawn: "fork",
-                    kill: "signal",
-                    subreaper: false,
-                };
-                (untried(), untried(), auto)
-            }
-        };
+    let (clone_into_cgroup, migrate, auto) = match CgroupLeaf::create(
+        &Options {
+            keep_stale: true,
+            ..cfg.isolation_options()
+        },
+        &run_id,
+    ) {
+        Ok(leaf) => probe_leaf(leaf, own_dir.as_deref(), &mut cgroup),
+        Err(why) => {
+            let untried = || Check::untried("no leaf could be made (see auto)");
+            let auto = Auto {
+                isolation: "pgroup",
+                leaf_parent: None,
+                reason: Some(why.to_string()),
+                spawn: "fork",
+                kill: "signal",
+                subreaper: false,
+            };
+            (untried(), untried(), auto)
+        }
+    };
 
     let subreaper = in_child_check(|| {
         // SAFETY: prctl in a child that exits right after.

@@ -269,7 +269,9 @@ impl CgroupLeaf {
             return Err(Unavailable("cgroups exist only on Linux".into()));
         }
         let parent = cgroupfs::own_cgroup_dir().map_err(|e| Unavailable(format!("{e:#}")))?;
-        collect_stale_beside(&parent, opts);
+        if !opts.keep_stale {
+            collect_stale_beside(&parent, opts);
+        }
         let path = parent.join(run_id.leaf_name());
         std::fs::create_dir(&path).map_err(|e| {
             Unavailable(format!(

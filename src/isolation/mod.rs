@@ -52,6 +52,9 @@ pub struct Options {
     /// Test-only: every freeze gives up (the pgroup walk after one round), as one that
     /// never converges would; the kill must not depend on it.
     pub freeze_gives_up: bool,
+    /// Leave stale leaves beside the new leaf alone instead of collecting them (for
+    /// `cg-test doctor`, which must change nothing).
+    pub keep_stale: bool,
 }
 
 /// What every isolation strategy offers.
