@@ -27,5 +27,11 @@ if ! rustup target add x86_64-apple-darwin >/dev/null 2>&1; then
 fi
 cargo clippy --target x86_64-apple-darwin --locked -- -D warnings
 
+step "real test suites end to end (vitest, pnpm, pytest, cargo, make; npm and PyPI)"
+bash scripts/e2e.sh
+
+step "OCI runtime lane: cg-test as PID 1 of runc containers (Docker's defaults, privileged)"
+bash scripts/container-test.sh
+
 step "pure cgroup v2 lane in a VM (Debian 6.1 kernel under qemu TCG)"
 bash scripts/vm-test.sh

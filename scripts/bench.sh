@@ -63,3 +63,88 @@ for mode in ("cgroup", "pgroup"):
     hwm, rss = memory(mode)
     print(f"| {mode} | {hwm} | {rss} |")
 PY
+
+# The watchdog (issue 7): start-up cost with and without it (interleaved A/B runs),
+# its memory next to cg-test's, and the cost of the start-up sweep for stale leaves
+# (one readdir of cg-test's own cgroup): runs in a cgroup holding no other entries
+# against one holding 200 sibling cgroups.
+python3 - "$runs" <<'PY'
+import os, statistics, subprocess, sys, time
+
+runs = int(sys.argv[1])
+cg = "./target/release/cg-test"
+
+def once(argv, pre=None):
+    t0 = time.perf_counter()
+    subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, preexec_fn=pre)
+    return time.perf_counter() - t0
+
+def ab(name_a, a, name_b, b, pre_a=None, pre_b=None):
+    ta, tb = [], []
+    for _ in range(runs):
+        ta.append(once(a, pre_a))
+        tb.append(once(b, pre_b))
+    ma, mb = statistics.median(ta), statistics.median(tb)
+    print(f"| {name_a} | {ma*1000:.2f} ms |")
+    print(f"| {name_b} | {mb*1000:.2f} ms ({(mb-ma)*1e6:+.0f} µs, {mb/ma:.2f}x) |")
+
+print("\n| watchdog: `cg-test -- true`, interleaved | median |")
+print("|---|---|")
+for mode in ("cgroup", "pgroup"):
+    base = [cg, "-q", "--isolation", mode]
+    ab(f"{mode}, no watchdog", base + ["--compat", "no-watchdog", "--", "true"],
+       f"{mode}, with watchdog", base + ["--", "true"])
+
+def rollup(pid):
+    out = {}
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        k, _, v = line.partition(":")
+        if k in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
+            out[k] = int(v.split()[0])
+    return out
+
+print("\n| process (cgroup mode, supervising sleep) | Rss | Pss | Private |")
+print("|---|---|---|---|")
+for extra, label in ((["--compat", "no-watchdog"], "cg-test without watchdog"), ([], "cg-test with watchdog")):
+    p = subprocess.Popen([cg, "-q", *extra, "--", "sleep", "0.6"])
+    time.sleep(0.3)
+    kids = [int(k) for k in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()]
+    rows = [(label, p.pid)]
+    rows += [("  its watchdog", k) for k in kids if open(f"/proc/{k}/cmdline", "rb").read().startswith(cg.encode())]
+    for name, pid in rows:
+        r = rollup(pid)
+        print(f"| {name} | {r['Rss']} kB | {r['Pss']} kB | {r['Private_Clean'] + r['Private_Dirty']} kB |")
+    p.wait()
+
+# The start-up sweep: cg-test in a cgroup of our own, empty, then with 200 sibling
+# cgroups (none of them a cg-test leaf) that the sweep's readdir must walk past.
+mount = next(l.split()[4] for l in open("/proc/self/mountinfo") if " - cgroup2 " in l)
+own = open("/proc/self/cgroup").read().split("0::", 1)[1].splitlines()[0].lstrip("/")
+base = os.path.join(mount, own, f"bench-sweep-{os.getpid()}")
+empty, crowded = base + "-empty", base + "-crowded"
+for d in (empty, crowded):
+    os.mkdir(d)
+for i in range(200):
+    os.mkdir(os.path.join(crowded, f"other-{i}"))
+try:
+    enter = lambda d: (lambda: open(os.path.join(d, "cgroup.procs"), "w").write("0"))
+    print("\n| start-up sweep: `cg-test -- true` in a cgroup with | median |")
+    print("|---|---|")
+    ab("no other entries", [cg, "-q", "--", "true"], "200 other cgroups", [cg, "-q", "--", "true"],
+       pre_a=enter(empty), pre_b=enter(crowded))
+    # The sweep itself: one readdir, names matched against `cg-test-` (timed here in
+    # Python, so an upper bound for cg-test's own loop).
+    for d, label in ((empty, "no other entries"), (crowded, "200 other cgroups")):
+        ts = []
+        for _ in range(2000):
+            t0 = time.perf_counter()
+            sum(1 for e in os.scandir(d) if e.name.startswith("cg-test-"))
+            ts.append(time.perf_counter() - t0)
+        print(f"| the sweep's readdir alone, {label} | {statistics.median(ts)*1e6:.0f} µs |")
+finally:
+    for i in range(200):
+        os.rmdir(os.path.join(crowded, f"other-{i}"))
+    for d in (empty, crowded):
+        os.rmdir(d)
+PY

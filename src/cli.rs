@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::{Parser, ValueEnum};
 
+use crate::isolation;
+
 /// Which isolation strategy a run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum IsolationMode {
@@ -41,7 +43,11 @@ pub enum Verbosity {
     override_usage = "cg-test [OPTIONS] -- COMMAND [ARG]...",
     after_help = "Exit status: the command's own code; 128+N if it died of signal N or cg-test \
 was stopped by signal N; 123 leaked with --fail-on-leak; 124 timeout; 125 cg-test's own \
-error; 126 command not executable; 127 command not found."
+error; 126 command not executable; 127 command not found.\n\n\
+Tools (as the first argument): `cg-test gc [--dry-run] [PATH]` kills and removes the \
+cgroup leaves of runs whose cg-test is gone; `cg-test doctor [--json]` shows what this \
+host offers and what --isolation auto would pick. To run a program named gc or doctor, \
+write `cg-test -- gc`."
 )]
 pub struct Args {
     /// Hard wall-clock limit (90s, 15m, 1h30m, 500ms; a bare number is seconds; 0 = none).
@@ -70,6 +76,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = IsolationMode::Auto)]
     pub isolation: IsolationMode,
 
+    /// Tear the run down (as on SIGTERM: exit 143) when cg-test's parent dies, e.g. the
+    /// shell or harness that started it is SIGKILLed (Linux).
+    #[arg(long)]
+    pub die_with_parent: bool,
+
     /// Say nothing but errors and leaks.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -79,13 +90,71 @@ pub struct Args {
     pub verbose: bool,
 
     /// Test-only: force compatibility paths normally used on older kernels or other
-    /// systems (comma-separated: fork-spawn, signal-kill, no-subreaper).
+    /// systems, or failure paths (comma-separated: fork-spawn, signal-kill,
+    /// no-subreaper, no-watchdog, freeze-gives-up, stop-before-kill).
     #[arg(long, hide = true, value_name = "LIST", value_delimiter = ',', value_parser = parse_compat)]
     pub compat: Vec<Compat>,
 
     /// The command to run, and its arguments.
     #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, num_args = 1..)]
     pub command: Vec<OsString>,
+}
+
+/// `cg-test gc`: collect the leaves of runs whose cg-test is gone (SIGKILLed together
+/// with its watchdog, a machine that lost power, an older cg-test).
+#[derive(Parser, Debug)]
+#[command(
+    name = "gc",
+    bin_name = "cg-test gc",
+    about = "Kill the processes in, and remove, every cg-test-* cgroup leaf whose owner \
+             (the cg-test that made it: pid and start time) is gone. Leaves of live runs \
+             are never touched."
+)]
+pub struct GcArgs {
+    /// Print what would be killed and removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Look only below this directory of a cgroup2 mount (default: every cgroup2 mount).
+    #[arg(value_name = "PATH")]
+    pub path: Option<std::path::PathBuf>,
+}
+
+/// `cg-test doctor [--json]`: what this host offers cg-test and what `--isolation
+/// auto` would pick here, and why (src/doctor.rs, docs/DOCTOR.md).
+#[derive(Parser, Debug)]
+#[command(
+    name = "doctor",
+    bin_name = "cg-test doctor",
+    version,
+    about = "Show what this host offers cg-test and what --isolation auto would pick here, and why.",
+    after_help = "Field names of --json are stable; docs/DOCTOR.md describes them. \
+`cg-test -- doctor` runs a program named doctor instead."
+)]
+pub struct DoctorArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What the command line asks for: a run, or one of the tools.
+#[derive(Debug)]
+pub enum Invocation {
+    Run(Args),
+    Gc(GcArgs),
+    Doctor(DoctorArgs),
+}
+
+/// Parse argv. A tool is recognised only as the very first argument, so `cg-test -- gc`
+/// and `cg-test -t 5s gc` still run a program named gc (doctor likewise).
+pub fn parse(args: Vec<OsString>) -> Result<Invocation, clap::Error> {
+    if args.get(1).is_some_and(|a| a == "gc") {
+        return GcArgs::try_parse_from(args.into_iter().skip(1)).map(Invocation::Gc);
+    }
+    if args.get(1).is_some_and(|a| a == "doctor") {
+        return DoctorArgs::try_parse_from(args.into_iter().skip(1)).map(Invocation::Doctor);
+    }
+    Args::try_parse_from(args).map(Invocation::Run)
 }
 
 /// A compatibility path a test can force on a kernel that would not need it.
@@ -99,6 +168,14 @@ pub enum Compat {
     SignalKill,
     /// Do not become a child subreaper: the algorithm of systems that have none.
     NoSubreaper,
+    /// Start no watchdog (for benchmarks that compare the cost with and without it).
+    NoWatchdog,
+    /// Every freeze gives up (the pgroup walk after one round), as one that never
+    /// converges would: the kill must still happen.
+    FreezeGivesUp,
+    /// cg-test stops itself (SIGSTOP) between the final freeze and the kill, so a test
+    /// can kill it at exactly that moment.
+    StopBeforeKill,
 }
 
 fn parse_compat(s: &str) -> Result<Compat, String> {
@@ -106,7 +183,14 @@ fn parse_compat(s: &str) -> Result<Compat, String> {
         "fork-spawn" => Ok(Compat::ForkSpawn),
         "signal-kill" => Ok(Compat::SignalKill),
         "no-subreaper" => Ok(Compat::NoSubreaper),
-        _ => Err("expected fork-spawn, signal-kill or no-subreaper".into()),
+        "no-watchdog" => Ok(Compat::NoWatchdog),
+        "freeze-gives-up" => Ok(Compat::FreezeGivesUp),
+        "stop-before-kill" => Ok(Compat::StopBeforeKill),
+        _ => Err(
+            "expected fork-spawn, signal-kill, no-subreaper, no-watchdog, \
+                  freeze-gives-up or stop-before-kill"
+                .into(),
+        ),
     }
 }
 
@@ -120,6 +204,7 @@ pub struct Config {
     pub leak_timeout: Duration,
     pub fail_on_leak: bool,
     pub isolation: IsolationMode,
+    pub die_with_parent: bool,
     pub verbosity: Verbosity,
     pub compat: Vec<Compat>,
 }
@@ -148,6 +233,7 @@ impl Config {
             leak_timeout: args.leak_timeout,
             fail_on_leak: args.fail_on_leak,
             isolation: args.isolation,
+            die_with_parent: args.die_with_parent,
             verbosity,
             compat: args.compat,
         })
@@ -156,6 +242,22 @@ impl Config {
     /// Whether a test forced this compatibility path.
     pub fn forces(&self, c: Compat) -> bool {
         self.compat.contains(&c)
+    }
+
+    /// What the isolation layer is asked to do, in its own terms (it knows no CLI).
+    pub fn isolation_options(&self) -> isolation::Options {
+        isolation::Options {
+            mode: match self.isolation {
+                IsolationMode::Auto => isolation::Mode::Auto,
+                IsolationMode::Cgroup => isolation::Mode::Cgroup,
+                IsolationMode::Pgroup => isolation::Mode::Pgroup,
+            },
+            fork_spawn: self.forces(Compat::ForkSpawn),
+            signal_kill: self.forces(Compat::SignalKill),
+            subreaper: crate::platform::IS_LINUX && !self.forces(Compat::NoSubreaper),
+            freeze_gives_up: self.forces(Compat::FreezeGivesUp),
+            keep_stale: false,
+        }
     }
 }
 
@@ -407,6 +509,37 @@ mod tests {
             .unwrap();
         assert_eq!(c.timeout, None, "--timeout 0 disables the limit");
         assert!(Config::from_args(Args::try_parse_from(["cg-test", "--", ""]).unwrap()).is_err());
+    }
+
+    #[test]
+    fn gc_is_a_tool_only_as_the_first_argument() {
+        let gc = parse(vec!["cg-test".into(), "gc".into(), "--dry-run".into()]).unwrap();
+        assert!(matches!(
+            gc,
+            Invocation::Gc(GcArgs {
+                dry_run: true,
+                path: None
+            })
+        ));
+        let run = parse(vec!["cg-test".into(), "--".into(), "gc".into()]).unwrap();
+        assert!(matches!(run, Invocation::Run(a) if a.command == ["gc"]));
+        let run = parse(["cg-test", "-t", "5s", "gc"].map(OsString::from).to_vec()).unwrap();
+        assert!(matches!(run, Invocation::Run(a) if a.command == ["gc"]));
+    }
+
+    #[test]
+    fn doctor_is_a_tool_only_as_the_first_argument() {
+        let argv = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let d = parse(argv(&["cg-test", "doctor", "--json"])).unwrap();
+        assert!(matches!(d, Invocation::Doctor(DoctorArgs { json: true })));
+        let d = parse(argv(&["cg-test", "doctor"])).unwrap();
+        assert!(matches!(d, Invocation::Doctor(DoctorArgs { json: false })));
+        assert!(parse(argv(&["cg-test", "doctor", "--bogus"])).is_err());
+        // `cg-test -- doctor` and `cg-test -t 5s doctor` run a program named doctor.
+        let run = parse(argv(&["cg-test", "--", "doctor", "--json"])).unwrap();
+        assert!(matches!(run, Invocation::Run(a) if a.command == ["doctor", "--json"]));
+        let run = parse(argv(&["cg-test", "-t", "5s", "doctor"])).unwrap();
+        assert!(matches!(run, Invocation::Run(a) if a.command == ["doctor"]));
     }
 
     #[test]

@@ -29,7 +29,9 @@ const QUIET_SIGNALS: [i32; 3] = [libc::SIGPIPE, libc::SIGTTOU, libc::SIGTTIN];
 pub struct SignalPlan {
     original_mask: libc::sigset_t,
     handled: Vec<i32>,
-    chld_was_ignored: bool,
+    /// Handled signals that were ignored when cg-test started (SIGCHLD, or an extra
+    /// signal cg-test needs): the child gets SIG_IGN back for them.
+    ignored_at_start: Vec<i32>,
 }
 
 impl SignalPlan {
@@ -39,23 +41,30 @@ impl SignalPlan {
     /// ignores HUP; a shell ignores INT and QUIT for background jobs) stays ignored:
     /// cg-test neither handles nor blocks it, so the command sees the same thing it
     /// would have seen without cg-test.
-    pub fn capture() -> SignalPlan {
-        // SAFETY: querying the mask and dispositions into memory we own.
-        unsafe {
-            let mut original_mask: libc::sigset_t = std::mem::zeroed();
-            libc::sigprocmask(libc::SIG_BLOCK, std::ptr::null(), &mut original_mask);
-            let handled = TEARDOWN_SIGNALS
-                .iter()
-                .chain(FORWARD_SIGNALS.iter())
-                .copied()
-                .filter(|&s| !is_ignored(s))
-                .chain(std::iter::once(libc::SIGCHLD))
-                .collect();
-            SignalPlan {
-                original_mask,
-                handled,
-                chld_was_ignored: is_ignored(libc::SIGCHLD),
-            }
+    ///
+    /// `extra` are signals cg-test needs whatever their disposition (the
+    /// parent-death signal of `--die-with-parent`): a blocked signal is queued even
+    /// when ignored, so the signal source reads it, and the child gets the original
+    /// disposition back.
+    pub fn capture(extra: &[i32]) -> SignalPlan {
+        // SAFETY: querying the mask into memory we own.
+        let original_mask = unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            libc::sigprocmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
+            mask
+        };
+        let always = extra.iter().copied().chain(std::iter::once(libc::SIGCHLD));
+        let handled = TEARDOWN_SIGNALS
+            .iter()
+            .chain(FORWARD_SIGNALS.iter())
+            .copied()
+            .filter(|&s| !is_ignored(s))
+            .chain(always.clone())
+            .collect();
+        SignalPlan {
+            original_mask,
+            handled,
+            ignored_at_start: always.filter(|&s| is_ignored(s)).collect(),
         }
     }
 
@@ -77,7 +86,7 @@ impl SignalPlan {
     /// Undo dispositions that would break supervision: SIGCHLD set to SIG_IGN makes the
     /// kernel reap children itself, so waitpid could never report the command's status.
     pub fn take_dispositions(&self) {
-        if self.chld_was_ignored {
+        if self.ignored_at_start.contains(&libc::SIGCHLD) {
             // SAFETY: setting a standard disposition.
             unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
         }
@@ -91,8 +100,8 @@ impl SignalPlan {
             for &sig in &self.handled {
                 libc::signal(sig, libc::SIG_DFL);
             }
-            if self.chld_was_ignored {
-                libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+            for &sig in &self.ignored_at_start {
+                libc::signal(sig, libc::SIG_IGN);
             }
             libc::sigprocmask(libc::SIG_SETMASK, &self.original_mask, std::ptr::null_mut());
         }

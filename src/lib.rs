@@ -8,14 +8,17 @@
 
 pub mod cgroupfs;
 pub mod cli;
+pub mod doctor;
 pub mod events;
 pub mod exit;
+pub mod gc;
 pub mod isolation;
 pub mod platform;
 pub mod report;
 pub mod run_id;
 pub mod spawn;
 pub mod supervisor;
+pub mod watchdog;
 
 pub use cli::Config;
 pub use exit::ExitStatus;

@@ -11,10 +11,9 @@ use std::ffi::{CStr, OsString};
 use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStringExt;
 
-use cg_test::cli::{Args, Config};
+use cg_test::cli::{self, Config, Invocation};
 use cg_test::exit::ExitStatus;
 use cg_test::report;
-use clap::Parser;
 
 /// The C entry point. Not for calling from Rust: the C runtime passes `argv`.
 #[no_mangle]
@@ -37,8 +36,15 @@ unsafe fn collect_args(argc: c_int, argv: *const *const c_char) -> Vec<OsString>
 }
 
 fn dispatch(args: Vec<OsString>) -> ExitStatus {
-    let parsed = match Args::try_parse_from(args) {
-        Ok(parsed) => parsed,
+    let parsed = match cli::parse(args) {
+        Ok(Invocation::Run(parsed)) => parsed,
+        Ok(Invocation::Gc(gc)) => {
+            return cg_test::gc::gc(&gc).unwrap_or_else(|err| {
+                report::error(&err);
+                ExitStatus::OwnError
+            })
+        }
+        Ok(Invocation::Doctor(doctor)) => return cg_test::doctor::run(&doctor),
         Err(err) => return report::clap_error(&err),
     };
     let config = match Config::from_args(parsed) {

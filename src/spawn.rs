@@ -17,7 +17,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{anyhow, Context, Result};
@@ -84,7 +84,7 @@ enum Stage {
 /// Fork and exec the command as the request says.
 pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned> {
     let mut prep = Prepared::new(req.command, req.run_id)?;
-    let (read_end, write_end) = cloexec_pipe().context("pipe2 for the exec status")?;
+    let (read_end, write_end) = platform::cloexec_pipe().context("pipe2 for the exec status")?;
     // SAFETY: getpid cannot fail.
     let parent_pid = unsafe { libc::getpid() };
     let into_cgroup = match req.placement {
@@ -187,23 +187,6 @@ fn read_child_report(fd: &OwnedFd) -> Option<(u32, i32)> {
         let errno = i32::from_ne_bytes(buf[4..].try_into().unwrap_or_default());
         (stage, errno)
     })
-}
-
-fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe writes two descriptors into the array.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and are owned by us alone.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    for fd in [&r, &w] {
-        // SAFETY: setting FD_CLOEXEC on a descriptor we own. (pipe2 would do it
-        // atomically, but cg-test is single-threaded, so no other thread can fork in
-        // between, and this works on every Unix.)
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
-    Ok((r, w))
 }
 
 /// The command's argv, envp and the list of paths to try, built before fork.

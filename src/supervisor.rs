@@ -6,52 +6,78 @@
 //! 1. freeze the run, send the polite signal (and SIGCONT) to every member, thaw;
 //! 2. grace: wait up to `--kill-after` for the run to empty (ends early on
 //!    `populated 0`; a second INT/TERM to cg-test ends it at once);
-//! 3. freeze, read the member list, kill everything, confirm the run is empty;
+//! 3. freeze, kill everything, confirm the run is empty — the kill runs whether or not
+//!    the freeze succeeded (a freeze that gives up is a note, never the end of
+//!    teardown);
 //! 4. reap, remove the boundary.
 //!
 //! Step 4 runs on every path, including cg-test's own errors after the boundary was
-//! made, so nothing a run started is ever left behind.
+//! made, so nothing a run started is ever left behind. If cg-test itself is killed,
+//! its watchdog ([`crate::watchdog`]) does steps 3 and 4.
 
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
-use crate::cli::{signal_name, Compat, Config, IsolationMode};
+use crate::cli::{signal_name, Compat, Config};
 use crate::events::{EventLoop, SignalPlan, FORWARD_SIGNALS, TEARDOWN_SIGNALS};
 use crate::exit::ExitStatus;
-use crate::isolation::{self, send, Isolation, Reaper, Target, Unavailable};
+use crate::isolation::{self, send, Isolation, Mode, Options, Reaper, Target, Unavailable};
 use crate::platform::{self, SignalSource};
 use crate::report::{self, LeakedProcess, Outcome};
 use crate::run_id::RunId;
 use crate::spawn::{self, SpawnFailure, SpawnRequest, Spawned};
+use crate::watchdog::{Watch, Watchdog};
 
 /// Run the configured command to completion and report what happened. An `Err` is
 /// cg-test's own failure (exit 125); everything the run started is gone either way.
+///
+/// Must be called from a single-threaded process: the fork-based spawn, the signal
+/// mask and the parent-death signal all assume one thread (see docs/DESIGN.md), and
+/// this is checked.
 pub fn run(cfg: &Config) -> Result<Outcome> {
     let started = Instant::now();
+    if let Some(n) = platform::thread_count().filter(|&n| n > 1) {
+        bail!(
+            "cg_test::run was called from a process with {n} threads; it forks and \
+             manages signals for the whole process, so call it from a single-threaded one"
+        );
+    }
+    let opts = cfg.isolation_options();
     let run_id = RunId::new();
-    let plan = SignalPlan::capture();
+    let death_signal = parent_death_signal(cfg)?;
+    let plan = SignalPlan::capture(death_signal.as_slice());
     let events = EventLoop::new(SignalSource::install(&plan)?);
-    if platform::IS_LINUX && !cfg.forces(Compat::NoSubreaper) {
+    let parent = death_signal.map(watch_parent).transpose()?;
+    if opts.subreaper {
         platform::become_subreaper().context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     }
-    let boundary = isolation::select(cfg, &run_id)?;
+    let boundary = isolation::select(&opts, &run_id)?;
     let mut run = Run {
         cfg,
+        opts,
         run_id,
         plan,
         events,
         boundary,
         reaper: Reaper::new(),
+        watchdog: None,
         command: None,
         terminal: Terminal::detect(),
+        parent,
         tearing_down: false,
         skip_grace: false,
+        said_watchdog_exited: false,
         leaked: Vec::new(),
     };
-    let result = run.execute();
+    let result = run.start_watchdog().and_then(|()| run.execute());
     let finished = run.finish();
+    if finished.is_ok() {
+        if let Some(w) = run.watchdog.take() {
+            w.dismiss(&mut run.reaper);
+        }
+    }
     let status = match (result, finished) {
         (Ok(status), Ok(())) => status,
         (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
@@ -65,33 +91,88 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     })
 }
 
+/// `--die-with-parent`: the signal cg-test asks the kernel for, or an error where
+/// there is none.
+fn parent_death_signal(cfg: &Config) -> Result<Option<i32>> {
+    if !cfg.die_with_parent {
+        return Ok(None);
+    }
+    platform::parent_death_signal()
+        .map(Some)
+        .ok_or_else(|| anyhow!("--die-with-parent needs Linux (PR_SET_PDEATHSIG); drop the flag"))
+}
+
+/// Ask for `sig` when the parent dies, then close the race where it died before the
+/// request: cg-test would already have been handed to init. Returns the parent's pid
+/// (0 when cg-test is the init of a pid namespace, whose parent is outside it).
+fn watch_parent(sig: i32) -> Result<i32> {
+    // SAFETY: getppid cannot fail.
+    let parent = unsafe { libc::getppid() };
+    if parent == 1 {
+        bail!(
+            "--die-with-parent: cg-test's parent is already gone (it was handed to init, \
+             pid 1); start cg-test from the process it should die with, or drop the flag"
+        );
+    }
+    platform::set_parent_death_signal(sig).context("--die-with-parent: prctl(PR_SET_PDEATHSIG)")?;
+    // SAFETY: as above.
+    if unsafe { libc::getppid() } != parent {
+        bail!("--die-with-parent: cg-test's parent (pid {parent}) died while cg-test started");
+    }
+    Ok(parent)
+}
+
 /// How waiting for the command ended.
 enum Ended {
     /// The command exited with this raw wait status.
     Exited(i32),
     /// The deadline passed.
     TimedOut,
-    /// cg-test received this teardown signal.
+    /// cg-test received this teardown signal (or its parent died: SIGTERM).
     Interrupted(i32),
 }
 
 struct Run<'a> {
     cfg: &'a Config,
+    opts: Options,
     run_id: RunId,
     plan: SignalPlan,
     events: EventLoop,
     boundary: Box<dyn Isolation>,
     reaper: Reaper,
+    watchdog: Option<Watchdog>,
     /// The command's pid (and process group), once it runs.
     command: Option<i32>,
     terminal: Terminal,
+    /// `--die-with-parent`: the parent's pid (0: outside our pid namespace).
+    parent: Option<i32>,
     /// The ladder has started: a further teardown signal skips the grace.
     tearing_down: bool,
     skip_grace: bool,
+    said_watchdog_exited: bool,
     leaked: Vec<LeakedProcess>,
 }
 
 impl Run<'_> {
+    /// Fork the watchdog that tears the run down if cg-test is killed (see
+    /// [`crate::watchdog`]).
+    fn start_watchdog(&mut self) -> Result<()> {
+        if self.cfg.forces(Compat::NoWatchdog) {
+            return Ok(());
+        }
+        let w = Watchdog::start(&Watch {
+            // SAFETY: getpid cannot fail.
+            supervisor: unsafe { libc::getpid() },
+            leaf: self.boundary.leaf_path(),
+            run_id: self.run_id.clone(),
+            opts: self.opts.clone(),
+        })?;
+        self.boundary.ignore(w.pid());
+        self.reaper.watch_helper(w.pid());
+        self.watchdog = Some(w);
+        Ok(())
+    }
+
     fn execute(&mut self) -> Result<ExitStatus> {
         let pid = match self.spawn()? {
             Spawned::Running { pid } => pid,
@@ -104,6 +185,11 @@ impl Run<'_> {
             Ended::Exited(raw) => {
                 self.terminal.reclaim();
                 let status = command_status(raw);
+                crate::step!(
+                    "the command exited ({}); giving the rest of the run {} to finish",
+                    status.code(),
+                    human(self.cfg.leak_timeout)
+                );
                 match self.check_leaks()? {
                     Some(sig) => Ok(ExitStatus::Interrupted(sig)),
                     None if !self.leaked.is_empty()
@@ -142,10 +228,13 @@ impl Run<'_> {
     fn spawn(&mut self) -> Result<Spawned> {
         let spawned = self.spawn_once()?;
         if let Spawned::Failed(SpawnFailure::PlacementDenied(why)) = &spawned {
-            if self.cfg.isolation == IsolationMode::Auto && self.boundary.kind() == "cgroup" {
+            if self.opts.mode == Mode::Auto && self.boundary.kind() == "cgroup" {
                 let why = Unavailable(why.clone());
                 self.boundary.release()?;
-                self.boundary = isolation::fallback(self.cfg, &self.run_id, &why);
+                self.boundary = isolation::fallback(&self.opts, &self.run_id, &why);
+                if let Some(w) = self.reaper.live_helper() {
+                    self.boundary.ignore(w);
+                }
                 return self.spawn_once();
             }
         }
@@ -162,12 +251,24 @@ impl Run<'_> {
         })
     }
 
+    /// Reap what has exited; say once if the watchdog was among it (something killed
+    /// it: cg-test's own death would then leave the run to `cg-test gc`).
+    fn reap(&mut self) {
+        self.reaper.reap();
+        if self.reaper.helper_exited() && !std::mem::replace(&mut self.said_watchdog_exited, true) {
+            crate::note!(
+                "the watchdog exited unexpectedly; if cg-test is killed now, run `cg-test gc` \
+                 to collect what the run leaves"
+            );
+        }
+    }
+
     /// The wait step: sleep until the command exits, the deadline passes, or a
     /// teardown signal arrives.
     fn wait_command(&mut self, pid: i32) -> Result<Ended> {
         let deadline = self.cfg.timeout.map(|t| Instant::now() + t);
         loop {
-            self.reaper.reap();
+            self.reap();
             if let Some(raw) = self.reaper.command_status() {
                 return Ok(Ended::Exited(raw));
             }
@@ -175,10 +276,16 @@ impl Run<'_> {
                 self.terminal.suspend_with(pid);
             }
             let wake = self.events.wait(None, deadline)?;
+            // Every signal of the batch is handled: a second teardown signal read
+            // together with the first still skips the grace.
+            let mut interrupted = None;
             for sig in wake.signals {
                 if let Some(sig) = self.on_signal(sig) {
-                    return Ok(Ended::Interrupted(sig));
+                    interrupted.get_or_insert(sig);
                 }
+            }
+            if let Some(sig) = interrupted {
+                return Ok(Ended::Interrupted(sig));
             }
             if wake.deadline_passed {
                 return Ok(Ended::TimedOut);
@@ -188,9 +295,17 @@ impl Run<'_> {
 
     /// React to one signal. Returns the signal when it starts a teardown.
     fn on_signal(&mut self, sig: i32) -> Option<i32> {
+        let sig = if Some(sig) == platform::parent_death_signal() && self.parent.is_some() {
+            self.on_parent_death()?
+        } else {
+            sig
+        };
         if TEARDOWN_SIGNALS.contains(&sig) {
             if self.tearing_down {
-                crate::note!("received {} again; killing now", signal_name(sig));
+                crate::note!(
+                    "received {} during the teardown; killing now",
+                    signal_name(sig)
+                );
                 self.skip_grace = true;
                 return None;
             }
@@ -213,13 +328,30 @@ impl Run<'_> {
         None
     }
 
+    /// The parent-death signal arrived. PR_SET_PDEATHSIG fires when the *thread* that
+    /// started cg-test exits; only if cg-test now has another parent did the parent
+    /// process die. That is taken as SIGTERM.
+    fn on_parent_death(&mut self) -> Option<i32> {
+        let parent = self.parent.unwrap_or(0);
+        // SAFETY: getppid cannot fail.
+        if parent != 0 && unsafe { libc::getppid() } == parent {
+            crate::step!(
+                "parent-death signal while the parent (pid {parent}) lives on (the thread \
+                 that started cg-test exited); ignored"
+            );
+            return None;
+        }
+        crate::note!("cg-test's parent (pid {parent}) died; tearing the run down as on SIGTERM");
+        Some(libc::SIGTERM)
+    }
+
     /// After the command exited: give its descendants `--leak-timeout` to finish, then
     /// report and kill whoever is left. Returns a teardown signal received meanwhile.
     fn check_leaks(&mut self) -> Result<Option<i32>> {
         let until = Instant::now() + self.cfg.leak_timeout;
         let mut interrupted = None;
         while interrupted.is_none() {
-            self.reaper.reap();
+            self.reap();
             if self.boundary.is_empty()? {
                 return Ok(None);
             }
@@ -229,14 +361,14 @@ impl Run<'_> {
             let wake = self.wait_boundary(until)?;
             for sig in wake {
                 if let Some(s) = self.on_signal(sig) {
-                    interrupted = Some(s);
+                    interrupted.get_or_insert(s);
                 }
             }
         }
-        self.boundary.freeze()?;
-        let members = self.boundary.members()?;
-        self.boundary.thaw()?;
-        self.leaked = members
+        self.boundary.freeze();
+        let members = self.boundary.members();
+        self.boundary.thaw();
+        self.leaked = members?
             .into_iter()
             .map(|pid| LeakedProcess {
                 pid,
@@ -265,45 +397,36 @@ impl Run<'_> {
     /// The kill ladder (see the module docs).
     fn ladder(&mut self, polite: i32) -> Result<()> {
         self.tearing_down = true;
-        self.reaper.reap();
+        self.reap();
         if self.boundary.is_empty()? {
             return Ok(());
         }
-        self.boundary.freeze()?;
-        let members = self.boundary.members()?;
-        crate::step!(
-            "sending {} to {} process(es)",
-            signal_name(polite),
-            members.len()
-        );
-        for &pid in &members {
-            send(Target::Process(pid), polite);
-        }
+        self.boundary.freeze();
         // A process stopped by job control would not act on the polite signal until
-        // continued (GNU timeout does the same). Sent after every member has the
-        // polite signal pending, so a continued member cannot fork a child that misses
-        // it while the pgroup strategy's stop-the-world still holds the others.
-        if polite != libc::SIGKILL && polite != libc::SIGCONT {
-            for &pid in &members {
-                send(Target::Process(pid), libc::SIGCONT);
-            }
+        // continued (GNU timeout does the same). SIGCONT goes out after every member
+        // has the polite signal pending, so a continued member cannot fork a child
+        // that misses it while the pgroup strategy's stop-the-world still holds the
+        // others.
+        let signals: &[i32] = if polite == libc::SIGKILL || polite == libc::SIGCONT {
+            &[polite]
+        } else {
+            &[polite, libc::SIGCONT]
+        };
+        let sent = self.boundary.signal_members(signals);
+        self.boundary.thaw();
+        match sent {
+            Ok(n) => crate::step!("sent {} to {n} process(es)", signal_name(polite)),
+            Err(e) => crate::note!("sending {}: {e:#}", signal_name(polite)),
         }
-        self.boundary.thaw()?;
         self.grace()?;
-        if self.boundary.is_empty()? {
-            return Ok(());
-        }
-        self.boundary.freeze()?;
-        let members = self.boundary.members()?;
-        crate::step!("killing {} process(es): {members:?}", members.len());
-        self.boundary.kill_frozen(&mut self.reaper)
+        self.kill_rest()
     }
 
     /// Wait up to `--kill-after` for the run to empty by itself.
     fn grace(&mut self) -> Result<()> {
         let until = Instant::now() + self.cfg.kill_after;
         loop {
-            self.reaper.reap();
+            self.reap();
             if self.skip_grace || self.boundary.is_empty()? || Instant::now() >= until {
                 return Ok(());
             }
@@ -313,18 +436,34 @@ impl Run<'_> {
         }
     }
 
+    /// Freeze and kill whatever is left; the kill does not depend on the freeze.
+    fn kill_rest(&mut self) -> Result<()> {
+        if self.boundary.is_empty()? {
+            return Ok(());
+        }
+        self.boundary.freeze();
+        if let Ok(members) = self.boundary.members() {
+            crate::step!("killing {} process(es): {members:?}", members.len());
+        }
+        if self.cfg.forces(Compat::StopBeforeKill) {
+            // SAFETY: stopping ourselves; a test SIGKILLs or continues us.
+            unsafe { libc::raise(libc::SIGSTOP) };
+        }
+        self.boundary.kill_all(&mut self.reaper)
+    }
+
     /// Teardown that runs on every path: nothing alive, boundary removed, terminal
     /// back, children reaped.
     fn finish(&mut self) -> Result<()> {
         self.terminal.reclaim();
         let emptied = match self.boundary.is_empty() {
             Ok(true) => Ok(()),
-            _ => self
-                .boundary
-                .freeze()
-                .and_then(|()| self.boundary.kill_frozen(&mut self.reaper)),
+            _ => {
+                self.boundary.freeze();
+                self.boundary.kill_all(&mut self.reaper)
+            }
         };
-        self.reaper.reap();
+        self.reap();
         emptied?;
         self.boundary
             .release()

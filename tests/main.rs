@@ -10,9 +10,12 @@
 mod util;
 
 mod bad_input;
+mod core_reliability;
+mod doctor;
 mod escape;
 mod exit_codes;
 mod forward_signals;
+mod gc;
 mod hygiene;
 mod idle;
 mod leaf;
@@ -22,6 +25,7 @@ mod parallel;
 mod pdeathsig;
 mod polite_signal;
 mod stopped_terminal;
+mod supervisor_death;
 mod teardown_signals;
 mod token_sweep;
 mod transparency;

@@ -1,6 +1,8 @@
 //! If cg-test itself is SIGKILLed (no chance to clean up), its direct child still dies
-//! by itself: the child asked for SIGKILL on its parent's death before exec.
-//! What the killed run left (its leaf) is then the test's to clean up.
+//! by itself: the child asked for SIGKILL on its parent's death before exec. Checked
+//! without the watchdog (`--compat no-watchdog`), which would otherwise kill the child
+//! too (tests/supervisor_death.rs covers it); what the killed run left (its leaf) is
+//! then the test's to clean up.
 
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
@@ -13,7 +15,7 @@ fn child_dies_with_cg_test(mode: Mode) {
     let late = g.path("late");
     let fx = g.fixture().ready(&ready_dir).late(&late, LATE_SECS);
     let mut args: Vec<String> = mode.args().iter().map(|s| s.to_string()).collect();
-    args.push("--".into());
+    args.extend(["--compat", "no-watchdog", "--"].map(String::from));
     args.extend(fx.argv(&["sleep"]));
     let run = g.start(g.cg_test(&args));
     let ready = wait_ready(&ready_dir, 1);

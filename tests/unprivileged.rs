@@ -11,7 +11,7 @@ use std::process::Command;
 use crate::util::fixture::sh_wait_ready;
 use crate::util::*;
 
-const NOBODY: &str = "65534";
+pub(crate) const NOBODY: &str = "65534";
 
 /// Can uid 65534 execute `path` (every ancestor searchable, the file readable and
 /// executable by others)?
@@ -22,7 +22,7 @@ fn world_executable(path: &Path) -> bool {
 
 /// The two binaries, copied to the test's directory (mode 0755) unless uid 65534 can
 /// already run them where they are.
-fn binaries_for_nobody(g: &Guard) -> (PathBuf, PathBuf) {
+pub(crate) fn binaries_for_nobody(g: &Guard) -> (PathBuf, PathBuf) {
     let place = |src: &str, name: &str| {
         let src = PathBuf::from(src);
         if world_executable(&src) {

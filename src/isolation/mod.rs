@@ -9,7 +9,9 @@
 //!   environment token, for machines where no cgroup can be had.
 //!
 //! The ladder itself (polite signal, grace, freeze, kill, confirm) is the supervisor's;
-//! a strategy only offers the steps, each confirmed before it returns.
+//! a strategy only offers the steps, each confirmed before it returns. This layer takes
+//! its own [`Options`], never the command line's types, so it can be driven without
+//! the CLI.
 
 pub mod cgroup;
 pub mod pgroup;
@@ -19,11 +21,47 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 
-use crate::cli::{Compat, Config, IsolationMode};
 use crate::run_id::RunId;
 use crate::spawn::Placement;
 
+/// Which strategy to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// A cgroup v2 leaf when one can be made and entered, else the pgroup fallback.
+    #[default]
+    Auto,
+    /// A cgroup v2 leaf or an error.
+    Cgroup,
+    /// Process group + subreaper + token sweep.
+    Pgroup,
+}
+
+/// What the isolation layer is asked to do. The front end (the CLI) builds it; nothing
+/// here knows about command-line flags.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub mode: Mode,
+    /// Spawn with fork and let the child write itself into `cgroup.procs` instead of
+    /// clone3(CLONE_INTO_CGROUP) (kernels before 5.7, seccomp'd clone3).
+    pub fork_spawn: bool,
+    /// Kill each member of the frozen leaf instead of writing `cgroup.kill` (kernels
+    /// before 5.14).
+    pub signal_kill: bool,
+    /// cg-test is a child subreaper (Linux), so every orphan of the run is its child.
+    pub subreaper: bool,
+    /// Test-only: every freeze gives up (the pgroup walk after one round), as one that
+    /// never converges would; the kill must not depend on it.
+    pub freeze_gives_up: bool,
+    /// Leave stale leaves beside the new leaf alone instead of collecting them (for
+    /// `cg-test doctor`, which must change nothing).
+    pub keep_stale: bool,
+}
+
 /// What every isolation strategy offers.
+///
+/// The kill never depends on a freeze: [`Isolation::freeze`] reports whether every
+/// member is confirmed stopped (and notes it when not), the caller goes on either way,
+/// and the strategy's own signalling takes care never to hit a reused pid.
 pub trait Isolation {
     /// `cgroup` or `pgroup`.
     fn kind(&self) -> &'static str;
@@ -31,11 +69,20 @@ pub trait Isolation {
     /// The boundary in words, for messages (a leaf's path, a process group).
     fn describe(&self) -> String;
 
+    /// The cgroup leaf's directory, for a strategy that has one.
+    fn leaf_path(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// How the spawn step must place the child.
     fn placement(&self) -> Placement<'_>;
 
     /// Tell the strategy the command's pid (its process group id too) once it runs.
     fn adopt(&mut self, pid: i32);
+
+    /// A process of cg-test's own (its watchdog) that is cg-test's child but never a
+    /// member of the run.
+    fn ignore(&mut self, _pid: i32) {}
 
     /// A descriptor whose POLLPRI means membership may have changed; None when
     /// SIGCHLD is the event (the pgroup strategy).
@@ -47,22 +94,28 @@ pub trait Isolation {
     /// True when no process of the run is left alive.
     fn is_empty(&mut self) -> Result<bool>;
 
-    /// Stop every process of the run; returns once they are all stopped, so that the
-    /// member list cannot change and nobody can fork.
-    fn freeze(&mut self) -> Result<()>;
+    /// Stop every process of the run, so the member list cannot change and nobody can
+    /// fork. True when that is confirmed; a freeze that fails or gives up is noted and
+    /// returns false, and the caller goes on.
+    fn freeze(&mut self) -> bool;
 
-    /// Let frozen processes run again.
-    fn thaw(&mut self) -> Result<()>;
+    /// Let frozen processes run again (a failure is noted).
+    fn thaw(&mut self);
 
     /// The processes of the run (stable only while frozen).
     fn members(&mut self) -> Result<Vec<i32>>;
 
-    /// Kill every process of the run (the caller has frozen it) and return once none is
-    /// left. Reaps what it can through `reaper`.
-    fn kill_frozen(&mut self, reaper: &mut Reaper) -> Result<()>;
+    /// Send each signal in turn to every process of the run (all of them get the first
+    /// before any gets the second); returns how many processes were signalled. Never
+    /// signals a pid that may have been reused since it was read.
+    fn signal_members(&mut self, signals: &[i32]) -> Result<usize>;
 
-    /// Remove the boundary itself (rmdir the leaf). Called exactly once per run, on
-    /// every path, after the run is empty.
+    /// Kill every process of the run and return once none is left, whether or not the
+    /// run is frozen. Reaps what it can through `reaper`.
+    fn kill_all(&mut self, reaper: &mut Reaper) -> Result<()>;
+
+    /// Remove the boundary itself (rmdir the leaf) once the run is empty. May be called
+    /// again after it failed; the last call is the Drop backstop's.
     fn release(&mut self) -> Result<()>;
 }
 
@@ -78,33 +131,26 @@ impl std::fmt::Display for Unavailable {
 }
 
 /// Choose and set up the run's boundary.
-pub fn select(cfg: &Config, run_id: &RunId) -> Result<Box<dyn Isolation>> {
-    match cfg.isolation {
-        IsolationMode::Pgroup => Ok(Box::new(pgroup_for(cfg, run_id))),
-        IsolationMode::Cgroup => match cgroup::CgroupLeaf::create(cfg, run_id) {
+pub fn select(opts: &Options, run_id: &RunId) -> Result<Box<dyn Isolation>> {
+    match opts.mode {
+        Mode::Pgroup => Ok(Box::new(pgroup::ProcessGroup::new(run_id, opts))),
+        Mode::Cgroup => match cgroup::CgroupLeaf::create(opts, run_id) {
             Ok(leaf) => Ok(Box::new(leaf)),
             Err(u) => Err(anyhow!("--isolation cgroup: {u}")),
         },
-        IsolationMode::Auto => match cgroup::CgroupLeaf::create(cfg, run_id) {
+        Mode::Auto => match cgroup::CgroupLeaf::create(opts, run_id) {
             Ok(leaf) => Ok(Box::new(leaf)),
-            Err(u) => Ok(fallback(cfg, run_id, &u)),
+            Err(u) => Ok(fallback(opts, run_id, &u)),
         },
     }
 }
 
 /// The pgroup strategy after cgroup isolation turned out unusable, with the one note
 /// that says why.
-pub fn fallback(cfg: &Config, run_id: &RunId, why: &Unavailable) -> Box<dyn Isolation> {
-    let p = pgroup_for(cfg, run_id);
+pub fn fallback(opts: &Options, run_id: &RunId, why: &Unavailable) -> Box<dyn Isolation> {
+    let p = pgroup::ProcessGroup::new(run_id, opts);
     crate::note!("{why}; using {}", p.describe_mode());
     Box::new(p)
-}
-
-fn pgroup_for(cfg: &Config, run_id: &RunId) -> pgroup::ProcessGroup {
-    pgroup::ProcessGroup::new(
-        run_id,
-        !cfg.forces(Compat::NoSubreaper) && crate::platform::IS_LINUX,
-    )
 }
 
 /// Whom a signal is for. Typed so that a process group is never a bare negative
@@ -128,25 +174,33 @@ pub fn send(target: Target, sig: i32) {
 }
 
 /// Reaps cg-test's children (the command, and orphans that reparent to cg-test as
-/// subreaper) and keeps the command's own wait status.
+/// subreaper), keeps the command's own wait status, and notices when cg-test's own
+/// helper (the watchdog) exits.
+#[derive(Default)]
 pub struct Reaper {
     command: Option<i32>,
     status: Option<i32>,
     command_stopped: bool,
+    helper: Option<i32>,
+    helper_exited: bool,
 }
 
 impl Reaper {
     pub fn new() -> Reaper {
-        Reaper {
-            command: None,
-            status: None,
-            command_stopped: false,
-        }
+        Reaper::default()
     }
 
     /// Start watching for this pid's status.
     pub fn watch(&mut self, pid: i32) {
         self.command = Some(pid);
+    }
+
+    /// A child of cg-test's own that lives for the whole run (the watchdog): `reap_all`
+    /// does not wait for it, and its exit is remembered so that its pid is never
+    /// signalled after it may have been reused.
+    pub fn watch_helper(&mut self, pid: i32) {
+        self.helper = Some(pid);
+        self.helper_exited = false;
     }
 
     /// Reap every child that has exited, without blocking. Returns true while cg-test
@@ -168,6 +222,9 @@ impl Reaper {
                     if Some(p) == self.command {
                         self.status = Some(status);
                     }
+                    if Some(p) == self.helper {
+                        self.helper_exited = true;
+                    }
                 }
                 _ => {
                     let err = std::io::Error::last_os_error();
@@ -179,12 +236,12 @@ impl Reaper {
         }
     }
 
-    /// Reap until cg-test has no children left, or `limit` passes. Used after a kill,
-    /// when every remaining child is already dead or dying: a process leaves its cgroup
-    /// (`populated 0`) a moment before it becomes a reapable zombie.
+    /// Reap until cg-test has no children left but its helper, or `limit` passes. Used
+    /// after a kill, when every other child is already dead or dying: a process leaves
+    /// its cgroup (`populated 0`) a moment before it becomes a reapable zombie.
     pub fn reap_all(&mut self, limit: Duration) -> bool {
         let until = std::time::Instant::now() + limit;
-        while self.reap() {
+        while self.reap() && !self.only_helper_left() {
             let left = until.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 return false;
@@ -192,6 +249,14 @@ impl Reaper {
             crate::platform::wait_child_event(left);
         }
         true
+    }
+
+    /// True when the one child left is the live helper. Where the system cannot list a
+    /// process's children (neither Linux nor macOS), this cannot be told, and a live
+    /// helper makes `reap_all` wait out its limit.
+    fn only_helper_left(&self) -> bool {
+        self.live_helper()
+            .is_some_and(|h| crate::platform::child_pids().is_some_and(|c| c == [h]))
     }
 
     /// Whether the command was stopped by a signal since the last call.
@@ -203,10 +268,44 @@ impl Reaper {
     pub fn command_status(&self) -> Option<i32> {
         self.status
     }
+
+    /// The helper's pid while it has not been reaped (so the pid is still its own).
+    pub fn live_helper(&self) -> Option<i32> {
+        self.helper.filter(|_| !self.helper_exited)
+    }
+
+    /// Whether the helper exited since `watch_helper`.
+    pub fn helper_exited(&self) -> bool {
+        self.helper.is_some() && self.helper_exited
+    }
 }
 
-impl Default for Reaper {
-    fn default() -> Self {
-        Reaper::new()
+/// Signal pids that were read while the run was *not* frozen, without ever hitting a
+/// process that was given one of those pids after a member exited: pin each pid with a
+/// pidfd first, then ask `still_members` for the member list again and signal (through
+/// the pidfd) only the pinned pids it still lists. A pinned process that is listed now
+/// is the member; one that died since reaches nobody. Returns how many were signalled,
+/// or None where pidfds are missing (before Linux 5.3, other systems): the caller then
+/// decides.
+pub fn signal_pinned(
+    pids: &[i32],
+    signals: &[i32],
+    still_members: impl FnOnce() -> Result<std::collections::HashSet<i32>>,
+) -> Result<Option<usize>> {
+    let mut pinned = Vec::with_capacity(pids.len());
+    for &pid in pids {
+        match crate::platform::Pidfd::open(pid) {
+            Ok(fd) => pinned.push((pid, fd)),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            Err(_) => return Ok(None),
+        }
     }
+    let listed = still_members()?;
+    pinned.retain(|(pid, _)| listed.contains(pid));
+    for &sig in signals {
+        for (_, fd) in &pinned {
+            let _ = fd.send(sig);
+        }
+    }
+    Ok(Some(pinned.len()))
 }

@@ -3,11 +3,17 @@
 //!
 //! Membership is computed from the process table, never from names:
 //! - every descendant of cg-test (on Linux cg-test is a child subreaper, so orphans
-//!   of the run, setsid'ed or double-forked, reparent to it and stay descendants);
-//! - every process in the command's process group;
+//!   of the run, setsid'ed or double-forked, reparent to it and stay descendants),
+//!   except cg-test's own watchdog;
 //! - every process whose environment holds this run's `CG_TEST_RUN_ID=<id>` entry
 //!   (this catches what escaped the tree where there is no subreaper), and their
-//!   descendants.
+//!   descendants;
+//! - every process in the command's process group, but only while that group is
+//!   provably the run's: while the command is unreaped (its pid, which is the group's
+//!   id, cannot be reused), or while a process known to be a member by the rules
+//!   above belongs to it (a group cannot be recreated while it has a member). Once
+//!   the group is empty and the command reaped, its number may belong to an unrelated
+//!   new session, which cg-test must never stop or kill.
 //!
 //! Without a cgroup there is no atomic freeze, so "freeze" is a stop-the-world walk:
 //! SIGSTOP every member, wait until each is really stopped, walk again, until a walk
@@ -25,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 
-use super::{Isolation, Reaper};
+use super::{Isolation, Options, Reaper};
 use crate::platform::{self, ProcInfo};
 use crate::run_id::{self, RunId};
 use crate::spawn::Placement;
@@ -42,19 +48,30 @@ const KILL_LIMIT: Duration = Duration::from_secs(10);
 pub struct ProcessGroup {
     token: Vec<u8>,
     subreaper: bool,
+    /// The command's pid, which is also its process group's id.
     pgid: Option<i32>,
+    /// cg-test's own helpers (the watchdog): children, never members. Kept with their
+    /// start time, so a run process that is later given a dead helper's pid is not
+    /// mistaken for it.
+    ignored: Vec<(i32, Option<u64>)>,
     stopped: HashSet<i32>,
+    /// The last freeze converged and nothing has thawed the run since.
+    frozen: bool,
+    freeze_gives_up: bool,
 }
 
 impl ProcessGroup {
-    /// The strategy for this run. `subreaper` says cg-test is (or will be made) a child
-    /// subreaper; the supervisor does that at start on Linux.
-    pub fn new(run_id: &RunId, subreaper: bool) -> ProcessGroup {
+    /// The strategy for this run. `opts.subreaper` says cg-test is (or will be made) a
+    /// child subreaper; the supervisor does that at start on Linux.
+    pub fn new(run_id: &RunId, opts: &Options) -> ProcessGroup {
         ProcessGroup {
             token: format!("{}={run_id}", run_id::ENV_VAR).into_bytes(),
-            subreaper,
+            subreaper: opts.subreaper,
             pgid: None,
+            ignored: Vec::new(),
             stopped: HashSet::new(),
+            frozen: false,
+            freeze_gives_up: opts.freeze_gives_up,
         }
     }
 
@@ -67,8 +84,7 @@ impl ProcessGroup {
         }
     }
 
-    /// The current members: live processes that descend from cg-test, share the
-    /// command's process group, or carry the token, plus their descendants.
+    /// The current members (see the module docs).
     ///
     /// `on_member` sees each pid the moment it is recognised, so the freeze can stop a
     /// short-lived process before it is replaced: the token is checked first (one read
@@ -77,8 +93,9 @@ impl ProcessGroup {
         let me = std::process::id() as i32;
         let mut members: Vec<ProcInfo> = Vec::new();
         let mut others: Vec<ProcInfo> = Vec::new();
+        let mut command_held = false;
         for pid in platform::process_ids() {
-            if pid == me {
+            if pid == me || self.is_ignored(pid) {
                 continue;
             }
             let carries_token = platform::environ_has(pid, &self.token);
@@ -88,16 +105,33 @@ impl ProcessGroup {
             let Some(p) = platform::process_info(pid) else {
                 continue;
             };
+            // The command's pid is held (alive or a zombie we have not reaped) as long
+            // as a child of ours has it: after the command is reaped, a child of ours
+            // with that pid can only be an orphan of the run.
+            if Some(pid) == self.pgid && p.ppid == me {
+                command_held = true;
+            }
             if p.zombie {
                 continue;
             }
-            if carries_token || p.ppid == me || Some(p.pgid) == self.pgid {
+            if carries_token || p.ppid == me {
                 if !carries_token {
                     on_member(pid);
                 }
                 members.push(p);
             } else {
                 others.push(p);
+            }
+        }
+        if let Some(group) = self.pgid {
+            if command_held || members.iter().any(|m| m.pgid == group) {
+                let (in_group, rest): (Vec<ProcInfo>, Vec<ProcInfo>) =
+                    others.into_iter().partition(|p| p.pgid == group);
+                others = rest;
+                for p in in_group {
+                    on_member(p.pid);
+                    members.push(p);
+                }
             }
         }
         // Descendants of members that carry no token (they cleared their environment)
@@ -118,6 +152,36 @@ impl ProcessGroup {
         }
     }
 
+    fn is_ignored(&self, pid: i32) -> bool {
+        self.ignored
+            .iter()
+            .any(|&(p, start)| p == pid && platform::process_start_time(pid as u32) == start)
+    }
+
+    fn member_pids(&self) -> Vec<i32> {
+        self.scan(|_| {}).into_iter().map(|p| p.pid).collect()
+    }
+
+    /// Send each signal in turn to `pids`, members found by the latest scan.
+    fn signal_pids(&self, pids: &[i32], signals: &[i32]) -> Result<usize> {
+        if !self.frozen {
+            // Some members may still run (and exit, and have their pid reused) between
+            // the scan and the signal: pin them first where pidfds exist.
+            let relisted = || Ok(self.member_pids().into_iter().collect());
+            if let Some(n) = super::signal_pinned(pids, signals, relisted)? {
+                return Ok(n);
+            }
+        }
+        // Frozen (every member stopped, so none can exit by itself), or no pidfds on
+        // this system: signal the pids as read.
+        for &sig in signals {
+            for &pid in pids {
+                send(pid, sig);
+            }
+        }
+        Ok(pids.len())
+    }
+
     /// Wait until every pid in `pids` is stopped (or gone), bounded.
     fn wait_stopped(&self, pids: &HashSet<i32>) {
         let until = Instant::now() + STOP_LIMIT;
@@ -136,8 +200,8 @@ impl ProcessGroup {
     }
 }
 
-/// Signal a member found by the latest scan (a stopped member cannot exit, so its pid
-/// cannot be reused under us).
+/// Signal a member found by a scan during the stop-the-world walk (the walk stops it
+/// the moment it is seen).
 fn send(pid: i32, sig: i32) {
     super::send(super::Target::Process(pid), sig);
 }
@@ -162,6 +226,11 @@ impl Isolation for ProcessGroup {
         self.pgid = Some(pid);
     }
 
+    fn ignore(&mut self, pid: i32) {
+        self.ignored
+            .push((pid, platform::process_start_time(pid as u32)));
+    }
+
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {
         None
     }
@@ -174,12 +243,13 @@ impl Isolation for ProcessGroup {
         Ok(self.scan(|_| {}).is_empty())
     }
 
-    fn freeze(&mut self) -> Result<()> {
+    fn freeze(&mut self) -> bool {
         // Stop members as they are found; done after two walks in a row find nobody
         // new once everything found is confirmed stopped (a stopped process cannot
         // fork, so a third walk could only find what the first two missed by racing).
+        let rounds = if self.freeze_gives_up { 1 } else { MAX_ROUNDS };
         let mut quiet_walks = 0;
-        for _ in 0..MAX_ROUNDS {
+        for _ in 0..rounds {
             let mut new = HashSet::new();
             let mut stopped = std::mem::take(&mut self.stopped);
             self.scan(|pid| {
@@ -192,45 +262,56 @@ impl Isolation for ProcessGroup {
             if new.is_empty() {
                 quiet_walks += 1;
                 if quiet_walks == 2 {
-                    return Ok(());
+                    self.frozen = true;
+                    return true;
                 }
             } else {
                 quiet_walks = 0;
                 self.wait_stopped(&new);
             }
         }
-        Err(anyhow!(
-            "the run's processes kept appearing after {MAX_ROUNDS} stop-the-world rounds"
-        ))
+        crate::note!(
+            "the run's processes kept appearing after {rounds} stop-the-world round(s){}; \
+             going on without a complete freeze",
+            if self.freeze_gives_up {
+                " (forced by --compat freeze-gives-up)"
+            } else {
+                ""
+            }
+        );
+        self.frozen = false;
+        false
     }
 
-    fn thaw(&mut self) -> Result<()> {
+    fn thaw(&mut self) {
+        self.frozen = false;
         for pid in self.stopped.drain() {
             send(pid, libc::SIGCONT);
         }
-        Ok(())
     }
 
     fn members(&mut self) -> Result<Vec<i32>> {
-        Ok(self.scan(|_| {}).into_iter().map(|p| p.pid).collect())
+        Ok(self.member_pids())
     }
 
-    fn kill_frozen(&mut self, reaper: &mut Reaper) -> Result<()> {
+    fn signal_members(&mut self, signals: &[i32]) -> Result<usize> {
+        let pids = self.member_pids();
+        self.signal_pids(&pids, signals)
+    }
+
+    fn kill_all(&mut self, reaper: &mut Reaper) -> Result<()> {
         let until = Instant::now() + KILL_LIMIT;
         loop {
-            let members = self.scan(|_| {});
+            let members = self.member_pids();
             if members.is_empty() {
                 break;
             }
             if Instant::now() >= until {
-                let pids: Vec<i32> = members.iter().map(|p| p.pid).collect();
                 return Err(anyhow!(
-                    "processes {pids:?} survived SIGKILL for {KILL_LIMIT:?}"
+                    "processes {members:?} survived SIGKILL for {KILL_LIMIT:?}"
                 ));
             }
-            for p in &members {
-                send(p.pid, libc::SIGKILL);
-            }
+            self.signal_pids(&members, &[libc::SIGKILL])?;
             // Our children (with a subreaper: every orphan too) become zombies to reap;
             // others turn into zombies of their new parent, which the scan skips.
             if reaper.reap_all(POLL_INTERVAL) {
@@ -239,6 +320,7 @@ impl Isolation for ProcessGroup {
             }
         }
         self.stopped.clear();
+        self.frozen = false;
         reaper.reap();
         Ok(())
     }

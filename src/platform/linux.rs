@@ -256,3 +256,139 @@ impl SignalSource {
         }
     }
 }
+
+/// A close-on-exec pipe, made atomically with pipe2 so that a fork in another thread of
+/// an embedding program can never inherit it between creation and FD_CLOEXEC.
+pub fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by us alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A process pinned by a pidfd (Linux 5.3): a signal sent through it reaches that
+/// process or nobody, never a later process that was given the same pid.
+pub struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    /// Pin the process that has `pid` now. ESRCH: it is gone; ENOSYS: no pidfd here.
+    pub fn open(pid: i32) -> io::Result<Pidfd> {
+        // SAFETY: pidfd_open returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a descriptor we just received and own; make it close-on-exec (it is
+        // since Linux 5.10 anyway; earlier kernels need the fcntl).
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        // SAFETY: fcntl on our own descriptor.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        Ok(Pidfd(fd))
+    }
+
+    /// Send `sig` to the pinned process; ESRCH once it has exited.
+    pub fn send(&self, sig: i32) -> io::Result<()> {
+        // SAFETY: pidfd_send_signal with no siginfo.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// cg-test's own children, live or zombie (/proc/self/task/<tid>/children, kernels
+/// with CONFIG_PROC_CHILDREN); None where the kernel does not offer the file. cg-test
+/// forks only from its one thread, so that thread's list is the whole list.
+pub fn child_pids() -> Option<Vec<i32>> {
+    // SAFETY: gettid cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/children")).ok()?;
+    Some(
+        text.split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+    )
+}
+
+/// The signal cg-test asks for on its parent's death (`--die-with-parent`): one nothing
+/// else sends, so a signal from a live parent or a third party is never mistaken for it.
+pub fn parent_death_signal() -> Option<i32> {
+    Some(libc::SIGRTMAX())
+}
+
+/// Ask the kernel for `sig` when the thread that forked cg-test exits.
+pub fn set_parent_death_signal(sig: i32) -> io::Result<()> {
+    // SAFETY: plain prctl.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Threads in this process (/proc/self/task).
+pub fn thread_count() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/task").ok()?.count())
+}
+
+/// Is the process that had `pid` and started at `start` (clock ticks since boot) still
+/// alive? Checked in our pid namespace first; then, for a cg-test that ran in a pid
+/// namespace nested in ours (a container seen from the host), by the innermost pid of
+/// every process we can see (`NSpid` in /proc/<pid>/status) with the same start time.
+pub fn process_alive(pid: u32, start: u64) -> bool {
+    let same = |p: u32| {
+        stat_fields(p as i32).is_some_and(|f| {
+            !matches!(f.first().map(String::as_str), Some("Z" | "X" | "x"))
+                && f.get(19).and_then(|s| s.parse::<u64>().ok()) == Some(start)
+        })
+    };
+    if same(pid) {
+        return true;
+    }
+    let want = pid.to_string();
+    process_ids().into_iter().any(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("NSpid:"))?.to_owned();
+                Some(
+                    line.split_whitespace().count() > 2
+                        && line.split_whitespace().last() == Some(want.as_str()),
+                )
+            })
+            .unwrap_or(false)
+            && same(p as u32)
+    })
+}
+
+/// Close every descriptor from `from` up (close_range, Linux 5.9; a /proc/self/fd walk
+/// before that).
+pub fn close_fds_from(from: i32) {
+    // SAFETY: close_range on our own descriptor table.
+    if unsafe { libc::syscall(libc::SYS_close_range, from as u32, u32::MAX, 0) } == 0 {
+        return;
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|&fd| fd >= from)
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds {
+        // SAFETY: closing descriptors of our own; the directory's own fd may be among
+        // them and already closed, which is harmless.
+        unsafe { libc::close(fd) };
+    }
+}

@@ -20,8 +20,10 @@ mod imp;
 mod imp;
 
 pub use imp::{
-    become_subreaper, child_set_parent_death_signal, cmdline, environ_has, fork_child, process_ids,
-    process_info, process_start_time, wait_child_event, SignalSource,
+    become_subreaper, child_pids, child_set_parent_death_signal, cloexec_pipe, close_fds_from,
+    cmdline, environ_has, fork_child, parent_death_signal, process_alive, process_ids,
+    process_info, process_start_time, set_parent_death_signal, thread_count, wait_child_event,
+    Pidfd, SignalSource,
 };
 
 /// The two sides of a fork.

@@ -356,3 +356,95 @@ impl SignalSource {
         }
     }
 }
+
+/// A close-on-exec pipe (pipe + FD_CLOEXEC: no pipe2 on macOS; cg-test forks only
+/// from its one thread, see `supervisor::run`).
+pub fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two descriptors into the array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by us alone.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    for fd in [&r, &w] {
+        // SAFETY: setting FD_CLOEXEC on a descriptor we own.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok((r, w))
+}
+
+/// No pidfd outside Linux: `open` always fails with Unsupported.
+pub struct Pidfd(());
+
+impl Pidfd {
+    pub fn open(_pid: i32) -> io::Result<Pidfd> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no pidfd on this system",
+        ))
+    }
+
+    pub fn send(&self, _sig: i32) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no pidfd on this system",
+        ))
+    }
+}
+
+/// cg-test's own children (macOS: proc_listchildpids); None elsewhere.
+#[cfg(target_os = "macos")]
+pub fn child_pids() -> Option<Vec<i32>> {
+    // SAFETY: proc_listchildpids writes at most the buffer's size in bytes.
+    unsafe {
+        let me = libc::getpid();
+        let mut buf = vec![0i32; 4096];
+        let size = (buf.len() * std::mem::size_of::<i32>()) as libc::c_int;
+        let n = libc::proc_listchildpids(me, buf.as_mut_ptr() as *mut libc::c_void, size);
+        if n < 0 {
+            return None;
+        }
+        buf.truncate(n as usize);
+        Some(buf)
+    }
+}
+
+#[cfg(not(target_os = "macos"))]
+pub fn child_pids() -> Option<Vec<i32>> {
+    None
+}
+
+/// No parent-death signal outside Linux.
+pub fn parent_death_signal() -> Option<i32> {
+    None
+}
+
+pub fn set_parent_death_signal(_sig: i32) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no parent-death signal on this system",
+    ))
+}
+
+/// Unknown here.
+pub fn thread_count() -> Option<usize> {
+    None
+}
+
+/// Is the process that had `pid` and started at `start` still alive (this system's
+/// start times are seconds, so the check is coarser than on Linux)?
+pub fn process_alive(pid: u32, start: u64) -> bool {
+    table::process(pid as i32).is_some_and(|p| !p.zombie)
+        && table::process_start_time(pid).is_none_or(|s| s == start)
+}
+
+/// Close every descriptor from `from` up.
+pub fn close_fds_from(from: i32) {
+    // SAFETY: sysconf only queries.
+    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(256, 65536) as i32;
+    for fd in from..max {
+        // SAFETY: closing descriptors of our own; EBADF for unused numbers is harmless.
+        unsafe { libc::close(fd) };
+    }
+}

@@ -14,12 +14,14 @@ pub mod guard;
 pub mod mode;
 pub mod procs;
 pub mod run;
+pub mod test_cgroup;
 
 pub use check::*;
 pub use fixture::Fixture;
 pub use guard::Guard;
 pub use mode::Mode;
 pub use run::Run;
+pub use test_cgroup::TestCgroup;
 
 use std::time::Duration;
 

@@ -14,7 +14,7 @@ wait $cg
 expect_rc $? 143 "two SIGTERMs to cg-test"
 took=$(($(now_cs) - t0))
 [ "$took" -lt 1000 ] || fail "the run took $((took / 100)) s after the first TERM: the second did not cut the 30 s grace short"
-expect_line "$T/err" 'received SIGTERM again; killing now'
+expect_line "$T/err" 'received SIGTERM during the teardown; killing now'
 expect_paths "$T/err"
 assert_no_survivors "$m"
 assert_no_leaf

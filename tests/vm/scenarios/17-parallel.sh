@@ -4,9 +4,8 @@
 # nothing is left.
 . /vm/lib.sh
 
-# timed_run TAG: ends by its 12 s timeout; an escaped daemon and a sleeper (2 ready).
-# The timeout must outlast starting all four runs and tearing down c and d, which
-# took over 6 s under TCG on a loaded host.
+# timed_run TAG: ends by its 12 s timeout (the checks of a and b below must come
+# before it, also under TCG on a busy host); an escaped daemon and a sleeper (2 ready).
 timed_run() {
     f="$FIX --marker $(marker "$1") --life 40 --ready $T/ready-$1 --late $T/late-$1 --late-after 15"
     $CGT -t 12s -k 1s -- sh -c "echo \$CG_TEST_RUN_ID >$T/id-$1; $f daemon --exit 0; $f sleep" 2>"$T/err-$1"
