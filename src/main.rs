@@ -45,6 +45,8 @@ fn dispatch(args: Vec<OsString>) -> ExitStatus {
             })
         }
         Ok(Invocation::Doctor(doctor)) => return cg_test::doctor::run(&doctor),
+        Ok(Invocation::Completions(c)) => return print_completions(c.shell),
+        Ok(Invocation::Manpage(_)) => return print_manpage(),
         Err(err) => return report::clap_error(&err),
     };
     let config = match Config::from_args(parsed) {
@@ -65,4 +67,54 @@ fn dispatch(args: Vec<OsString>) -> ExitStatus {
             ExitStatus::OwnError
         }
     }
+}
+
+/// `cg-test completions SHELL`.
+#[cfg(feature = "docs")]
+fn print_completions(shell: cli::Shell) -> ExitStatus {
+    use clap_complete::Shell as S;
+    let shell = match shell {
+        cli::Shell::Bash => S::Bash,
+        cli::Shell::Zsh => S::Zsh,
+        cli::Shell::Fish => S::Fish,
+        cli::Shell::Elvish => S::Elvish,
+        cli::Shell::PowerShell => S::PowerShell,
+    };
+    let mut cmd = cli::documented_command();
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut cmd, "cg-test", &mut out);
+    ExitStatus::Exited(0)
+}
+
+/// `cg-test manpage`.
+#[cfg(feature = "docs")]
+fn print_manpage() -> ExitStatus {
+    let man = clap_mangen::Man::new(cli::documented_command());
+    match man.render(&mut std::io::stdout().lock()) {
+        Ok(()) => ExitStatus::Exited(0),
+        Err(err) => {
+            report::error(&anyhow::Error::new(err).context("writing the man page"));
+            ExitStatus::OwnError
+        }
+    }
+}
+
+#[cfg(not(feature = "docs"))]
+fn print_completions(_shell: cli::Shell) -> ExitStatus {
+    no_docs("completions")
+}
+
+#[cfg(not(feature = "docs"))]
+fn print_manpage() -> ExitStatus {
+    no_docs("manpage")
+}
+
+/// The static build leaves the generators out (see Cargo.toml's `docs` feature).
+#[cfg(not(feature = "docs"))]
+fn no_docs(tool: &str) -> ExitStatus {
+    report::line(format_args!(
+        "{tool}: this cg-test was built without the `docs` feature (the small static \
+         build); run `cg-test {tool}` from a `cargo install` build"
+    ));
+    ExitStatus::OwnError
 }

@@ -11,6 +11,7 @@ mod util;
 
 mod bad_input;
 mod core_reliability;
+mod docs_tools;
 mod doctor;
 mod escape;
 mod exit_codes;
