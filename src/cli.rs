@@ -4,6 +4,7 @@
 //! flag and exit 125 (see `main.rs`).
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -69,6 +70,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = IsolationMode::Auto)]
     pub isolation: IsolationMode,
 
+    /// Write the whole run as JSON to FILE (atomically, on every path; the schema is
+    /// in docs/REPORT.md). Checked before the command starts.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
     /// Say nothing but errors and leaks.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -121,6 +127,8 @@ pub struct Config {
     pub isolation: IsolationMode,
     pub verbosity: Verbosity,
     pub compat: Vec<Compat>,
+    /// `--report FILE`, checked writable.
+    pub report: Option<PathBuf>,
 }
 
 impl Config {
@@ -130,6 +138,9 @@ impl Config {
             bail!(
                 "COMMAND is empty: give the program to run after `--`, e.g. cg-test -- make test"
             );
+        }
+        if let Some(path) = &args.report {
+            crate::report::json::check_writable(path)?;
         }
         let verbosity = if args.quiet {
             Verbosity::Quiet
@@ -149,6 +160,7 @@ impl Config {
             isolation: args.isolation,
             verbosity,
             compat: args.compat,
+            report: args.report,
         })
     }
 

@@ -14,8 +14,10 @@ pub mod isolation;
 pub mod platform;
 pub mod report;
 pub mod run_id;
+pub mod snapshot;
 pub mod spawn;
 pub mod supervisor;
+pub mod usage;
 
 pub use cli::Config;
 pub use exit::ExitStatus;

@@ -13,7 +13,8 @@
 //! made, so nothing a run started is ever left behind.
 
 use std::os::fd::RawFd;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context, Result};
 
@@ -24,12 +25,17 @@ use crate::isolation::{self, send, Isolation, Reaper, Target, Unavailable};
 use crate::platform::{self, SignalSource};
 use crate::report::{self, LeakedProcess, Outcome};
 use crate::run_id::RunId;
+use crate::snapshot::{self, Cause, Snapshots};
 use crate::spawn::{self, SpawnFailure, SpawnRequest, Spawned};
+use crate::usage::{self, Usage};
 
 /// Run the configured command to completion and report what happened. An `Err` is
-/// cg-test's own failure (exit 125); everything the run started is gone either way.
+/// cg-test's own failure before the command could start; a failure after it is an
+/// `Outcome` with `status` OwnError (exit 125) and the `error`, so the report still
+/// has the run. Everything the run started is gone either way.
 pub fn run(cfg: &Config) -> Result<Outcome> {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let run_id = RunId::new();
     let plan = SignalPlan::capture();
     let events = EventLoop::new(SignalSource::install(&plan)?);
@@ -49,19 +55,28 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         tearing_down: false,
         skip_grace: false,
         leaked: Vec::new(),
+        snapshots: Snapshots::new(cfg.report.is_some()),
+        usage: Usage::default(),
     };
     let result = run.execute();
     let finished = run.finish();
-    let status = match (result, finished) {
-        (Ok(status), Ok(())) => status,
-        (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
+    let (status, error) = match (result, finished) {
+        (Ok(status), Ok(())) => (status, None),
+        (Err(e), _) | (Ok(_), Err(e)) => (ExitStatus::OwnError, Some(format!("{e:#}"))),
     };
     Ok(Outcome {
         status,
         isolation: run.boundary.kind(),
         boundary: run.boundary.describe(),
+        boundary_path: run.boundary.cgroup_dir().map(Path::to_path_buf),
+        run_id: run.run_id.to_string(),
+        started_at,
         wall: started.elapsed(),
+        command_exit: run.reaper.command_status(),
+        usage: run.usage,
         leaked: run.leaked,
+        at_timeout: run.snapshots.at_timeout().to_vec(),
+        error,
     })
 }
 
@@ -89,6 +104,10 @@ struct Run<'a> {
     tearing_down: bool,
     skip_grace: bool,
     leaked: Vec<LeakedProcess>,
+    /// What was running when the teardown started (report::teardown_snapshot).
+    snapshots: Snapshots,
+    /// What the run cost, read just before the boundary is removed.
+    usage: Usage,
 }
 
 impl Run<'_> {
@@ -122,6 +141,7 @@ impl Run<'_> {
                     human(t),
                     signal_name(self.cfg.signal)
                 );
+                self.snapshots.arm(Cause::Timeout(t));
                 self.ladder(self.cfg.signal)?;
                 Ok(ExitStatus::TimedOut)
             }
@@ -130,6 +150,7 @@ impl Run<'_> {
                     "received {}; forwarding it to every process of the run",
                     signal_name(sig)
                 );
+                self.snapshots.arm(Cause::Signal(sig));
                 self.ladder(sig)?;
                 Ok(ExitStatus::Interrupted(sig))
             }
@@ -233,18 +254,15 @@ impl Run<'_> {
                 }
             }
         }
+        // Rows read before the freeze keep the true states (see crate::snapshot).
+        let early = snapshot::read_rows(&self.boundary.members()?);
         self.boundary.freeze()?;
         let members = self.boundary.members()?;
+        self.leaked = snapshot::settle(early, &members, self.cfg.report.is_some());
         self.boundary.thaw()?;
-        self.leaked = members
-            .into_iter()
-            .map(|pid| LeakedProcess {
-                pid,
-                cmdline: platform::cmdline(pid).unwrap_or_else(|| "?".into()),
-            })
-            .collect();
         if interrupted.is_none() {
-            report::leaks(&self.leaked, &self.boundary.describe());
+            let report_file = self.cfg.report.is_some();
+            report::leaks(&self.leaked, &self.boundary.describe(), report_file);
         }
         self.ladder(interrupted.unwrap_or(self.cfg.signal))?;
         Ok(interrupted)
@@ -269,8 +287,10 @@ impl Run<'_> {
         if self.boundary.is_empty()? {
             return Ok(());
         }
+        self.snapshots.before_freeze(self.boundary.as_mut());
         self.boundary.freeze()?;
         let members = self.boundary.members()?;
+        self.snapshots.after_freeze(&members);
         crate::step!(
             "sending {} to {} process(es)",
             signal_name(polite),
@@ -289,6 +309,7 @@ impl Run<'_> {
             }
         }
         self.boundary.thaw()?;
+        self.snapshots.show();
         self.grace()?;
         if self.boundary.is_empty()? {
             return Ok(());
@@ -326,6 +347,7 @@ impl Run<'_> {
         };
         self.reaper.reap();
         emptied?;
+        self.usage = usage::collect(self.boundary.cgroup_dir());
         self.boundary
             .release()
             .with_context(|| format!("cleaning up {}", self.boundary.describe()))

@@ -348,6 +348,10 @@ impl Isolation for CgroupLeaf {
         crate::step!("removed {}", self.path.display());
         Ok(())
     }
+
+    fn cgroup_dir(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
 }
 
 impl Drop for CgroupLeaf {

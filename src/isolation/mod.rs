@@ -15,6 +15,7 @@ pub mod cgroup;
 pub mod pgroup;
 
 use std::os::fd::BorrowedFd;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -64,6 +65,11 @@ pub trait Isolation {
     /// Remove the boundary itself (rmdir the leaf). Called exactly once per run, on
     /// every path, after the run is empty.
     fn release(&mut self) -> Result<()>;
+
+    /// The leaf's directory, where the run's usage files are (cgroup mode only).
+    fn cgroup_dir(&self) -> Option<&Path> {
+        None
+    }
 }
 
 /// The boundary could not be set up here; the reason names what failed and how to fix
