@@ -19,6 +19,7 @@ mod leaks;
 mod nested;
 mod parallel;
 mod pdeathsig;
+mod snapshot;
 mod teardown_signals;
 mod token_sweep;
 mod transparency;
