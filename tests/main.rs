@@ -9,6 +9,7 @@
 
 mod util;
 
+mod annotations;
 mod bad_input;
 mod escape;
 mod exit_codes;
@@ -19,9 +20,11 @@ mod leaks;
 mod nested;
 mod parallel;
 mod pdeathsig;
+mod report_file;
 mod snapshot;
 mod teardown_signals;
 mod token_sweep;
 mod transparency;
 mod tty;
 mod unprivileged;
+mod usage;

@@ -16,13 +16,11 @@
 
 use std::time::Duration;
 
-use super::tree::{self, cmdline_text, cut};
+use super::tree::{self, cmdline_text, cut, CMDLINE_MAX};
 use crate::snapshot::ProcRow;
 
 /// How many processes an annotation names.
 const NAMED: usize = 5;
-/// How much of each command line it shows.
-const CMDLINE_CHARS: usize = 120;
 
 /// Is cg-test running as a GitHub Actions step?
 pub fn in_github_actions() -> bool {
@@ -90,7 +88,7 @@ fn name_busiest(rows: &[ProcRow]) -> String {
                 r.state,
                 r.cpu.map(tree::duration).unwrap_or_else(|| "?".into()),
                 r.age.map(tree::duration).unwrap_or_else(|| "?".into()),
-                cut(&cmdline_text(r.cmdline.as_deref()), CMDLINE_CHARS)
+                cut(&cmdline_text(r.cmdline.as_deref()), CMDLINE_MAX)
             )
         })
         .collect();
