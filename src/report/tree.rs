@@ -9,8 +9,7 @@
 //!
 //! Everything here is pure (rows in, lines out), so it is unit-tested on made-up rows.
 
-use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::cmp::Reverse;
 use std::time::Duration;
 
 use crate::snapshot::ProcRow;
@@ -20,19 +19,32 @@ pub const CMDLINE_MAX: usize = 200;
 /// The narrowest a command line is cut to, however narrow the terminal.
 const CMDLINE_MIN: usize = 20;
 
-/// Busiest first: most CPU, then the oldest, then the lowest pid.
-fn by_busiest(a: &ProcRow, b: &ProcRow) -> Ordering {
-    b.cpu
-        .cmp(&a.cpu)
-        .then(b.age.cmp(&a.age))
-        .then(a.pid.cmp(&b.pid))
+/// What rows are sorted by: larger first for the two durations, then the smaller pid.
+type SortKey = (Reverse<Option<Duration>>, Reverse<Option<Duration>>, i32);
+
+/// Sort row indices by a key. Every sort here goes through this one function (a
+/// `dyn` key, one instantiation of the sort): each generic sort would otherwise add
+/// several kilobytes to a binary meant to stay small.
+fn sort_indices(indices: &mut [usize], key: &dyn Fn(usize) -> SortKey) {
+    indices.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+}
+
+/// Row indices, busiest first: most CPU, then the oldest, then the lowest pid.
+fn busiest_order(rows: &[ProcRow]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    sort_indices(&mut order, &|i| {
+        (Reverse(rows[i].cpu), Reverse(rows[i].age), rows[i].pid)
+    });
+    order
 }
 
 /// The pids of the `n` busiest rows, busiest first.
 pub fn busiest(rows: &[ProcRow], n: usize) -> Vec<i32> {
-    let mut sorted: Vec<&ProcRow> = rows.iter().collect();
-    sorted.sort_by(|a, b| by_busiest(a, b));
-    sorted.iter().take(n).map(|r| r.pid).collect()
+    busiest_order(rows)
+        .into_iter()
+        .take(n)
+        .map(|i| rows[i].pid)
+        .collect()
 }
 
 /// How wide a line may be.
@@ -48,88 +60,83 @@ pub enum Width {
 /// process, and `… and N more` when the cap hid some. `hidden_hint` ends that last
 /// line (where the full list is).
 pub fn render(rows: &[ProcRow], cap: usize, width: Width, hidden_hint: &str) -> Vec<String> {
-    let shown = busiest(rows, cap);
-    let by_pid: HashMap<i32, &ProcRow> = rows.iter().map(|r| (r.pid, r)).collect();
-    let shown_set: HashMap<i32, &ProcRow> = shown.iter().map(|p| (*p, by_pid[p])).collect();
+    let n = rows.len();
+    let mut shown = vec![false; n];
+    for i in busiest_order(rows).into_iter().take(cap) {
+        shown[i] = true;
+    }
+    let mut by_pid: Vec<usize> = (0..n).collect();
+    sort_indices(&mut by_pid, &|i| {
+        (Reverse(None), Reverse(None), rows[i].pid)
+    });
+    let index_of = |pid: i32| {
+        by_pid
+            .binary_search_by_key(&pid, |&i| rows[i].pid)
+            .ok()
+            .map(|k| by_pid[k])
+    };
 
     // Each shown process hangs under its nearest shown ancestor (a hidden parent is
-    // skipped over); with none, it is a root. The walk is bounded: pids reused
-    // between two reads could in principle make a loop.
-    let mut children: HashMap<Option<i32>, Vec<i32>> = HashMap::new();
-    for &pid in &shown {
-        let mut up = by_pid[&pid].ppid;
-        let mut parent = None;
-        for _ in 0..rows.len() {
-            if up == pid {
-                break;
-            }
-            if shown_set.contains_key(&up) {
-                parent = Some(up);
-                break;
-            }
-            match by_pid.get(&up) {
-                Some(r) => up = r.ppid,
+    // skipped over); with none, it is a root. Walks are bounded by the row count:
+    // pids reused between two reads could in principle make a loop.
+    let mut parent: Vec<Option<usize>> = vec![None; n];
+    for i in (0..n).filter(|&i| shown[i]) {
+        let mut up = rows[i].ppid;
+        for _ in 0..n {
+            match index_of(up) {
+                Some(j) if j == i => break,
+                Some(j) if shown[j] => {
+                    parent[i] = Some(j);
+                    break;
+                }
+                Some(j) => up = rows[j].ppid,
                 None => break,
             }
         }
-        children.entry(parent).or_default().push(pid);
     }
-
     // A branch weighs as much as its busiest process.
-    let mut weight: HashMap<i32, Option<Duration>> = HashMap::new();
-    fn weigh(
-        pid: i32,
-        children: &HashMap<Option<i32>, Vec<i32>>,
-        rows: &HashMap<i32, &ProcRow>,
-        weight: &mut HashMap<i32, Option<Duration>>,
-        depth: usize,
-    ) -> Option<Duration> {
-        if let Some(w) = weight.get(&pid) {
-            return *w;
+    let mut weight: Vec<Option<Duration>> = rows.iter().map(|r| r.cpu).collect();
+    for i in (0..n).filter(|&i| shown[i]) {
+        let mut up = parent[i];
+        for _ in 0..n {
+            let Some(j) = up else { break };
+            weight[j] = weight[j].max(rows[i].cpu);
+            up = parent[j];
         }
-        let mut w = rows[&pid].cpu;
-        if depth < rows.len() {
-            for &c in children.get(&Some(pid)).map(Vec::as_slice).unwrap_or(&[]) {
-                w = w.max(weigh(c, children, rows, weight, depth + 1));
-            }
+    }
+    let mut roots = Vec::new();
+    let mut kids: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for i in (0..n).filter(|&i| shown[i]) {
+        match parent[i] {
+            Some(j) => kids[j].push(i),
+            None => roots.push(i),
         }
-        weight.insert(pid, w);
-        w
     }
-    for &pid in &shown {
-        weigh(pid, &children, &shown_set, &mut weight, 0);
-    }
-    for list in children.values_mut() {
-        list.sort_by(|a, b| weight[b].cmp(&weight[a]).then(a.cmp(b)));
+    let heavier_first = |i: usize| (Reverse(weight[i]), Reverse(None), rows[i].pid);
+    sort_indices(&mut roots, &heavier_first);
+    for list in &mut kids {
+        sort_indices(list, &heavier_first);
     }
 
     let mut lines = vec![format!(
         "{:>7} {:>7} {} {:>7} {:>7} {:>6}  {}",
         "PID", "PPID", "S", "CPU", "AGE", "RSS", "COMMAND"
     )];
-    // Depth-first, parents before children; a pid is printed once even if the
-    // parent links were inconsistent.
-    let mut stack: Vec<(i32, usize)> = children
-        .get(&None)
-        .map(|roots| roots.iter().rev().map(|&p| (p, 0)).collect())
-        .unwrap_or_default();
-    let mut printed = std::collections::HashSet::new();
-    while let Some((pid, depth)) = stack.pop() {
-        if !printed.insert(pid) {
+    // Depth-first, parents before children; each row printed once even if the parent
+    // links were inconsistent, and anything a loop cut off from the roots at the end.
+    let mut printed = vec![false; n];
+    let mut stack: Vec<(usize, usize)> = roots.iter().rev().map(|&i| (i, 0)).collect();
+    while let Some((i, depth)) = stack.pop() {
+        if std::mem::replace(&mut printed[i], true) {
             continue;
         }
-        lines.push(row_line(shown_set[&pid], depth, width));
-        if let Some(kids) = children.get(&Some(pid)) {
-            stack.extend(kids.iter().rev().map(|&c| (c, depth + 1)));
-        }
+        lines.push(row_line(&rows[i], depth, width));
+        stack.extend(kids[i].iter().rev().map(|&c| (c, depth + 1)));
     }
-    // Anything not reached from a root (only possible with a parent loop) still shows.
-    for &pid in &shown {
-        if printed.insert(pid) {
-            lines.push(row_line(shown_set[&pid], 0, width));
-        }
+    for i in (0..n).filter(|&i| shown[i] && !printed[i]) {
+        lines.push(row_line(&rows[i], 0, width));
     }
-    let hidden = rows.len() - shown.len();
+    let hidden = shown.iter().filter(|s| !**s).count();
     if hidden > 0 {
         lines.push(format!("… and {hidden} more{hidden_hint}"));
     }
