@@ -26,7 +26,7 @@ type SortKey = (Reverse<Option<Duration>>, Reverse<Option<Duration>>, i32);
 /// `dyn` key, one instantiation of the sort): each generic sort would otherwise add
 /// several kilobytes to a binary meant to stay small.
 fn sort_indices(indices: &mut [usize], key: &dyn Fn(usize) -> SortKey) {
-    indices.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+    indices.sort_unstable_by_key(|&i| key(i));
 }
 
 /// Row indices, busiest first: most CPU, then the oldest, then the lowest pid.
