@@ -3,16 +3,17 @@
 //! timeout (and, with `-v`, of a teardown started by a signal) and for the leak report.
 //!
 //! When the snapshot is read. The ladder freezes the run before it signals anything,
-//! and the member list it reads while frozen decides who is in the snapshot. The
-//! per-process rows, though, are read just *before* the freeze: the cgroup freezer
-//! shows every frozen task as sleeping (`S`) and the pgroup strategy's stop-the-world
-//! leaves every member stopped (`T`), so a row read afterwards could not tell a busy
-//! loop from a process waiting on a lock. Reading first and reconciling with the
-//! frozen list after (dropping who exited in between, reading who was forked in
-//! between) keeps both the true state and the exact membership, for the price of one
-//! pass over /proc, as reading only while frozen would cost.
+//! and the member list it reads while frozen decides who is in the snapshot. In
+//! cgroup mode the per-process rows, though, are read just *before* the freeze: the
+//! cgroup freezer shows every frozen task as sleeping (`S`), so a row read afterwards
+//! could not tell a busy loop from a process waiting on a lock. Reading first and
+//! reconciling with the frozen list after (dropping who exited in between, reading
+//! who was forked in between) keeps both the true state and the exact membership, for
+//! one extra read of `cgroup.procs`. In pgroup mode listing the members means walking
+//! the whole process table (~100 ms with 2,000 processes on the machine), so the rows
+//! are read after the stop-the-world freeze, and show every member stopped (`T`).
 //!
-//! What it costs: one read of `/proc/<pid>/stat` per process (about 12 µs on the
+//! What it costs: one read of `/proc/<pid>/stat` per process (about 10–15 µs on the
 //! development machines, so ~12 ms for a 1,000-process run). Command lines are read
 //! (while frozen) only for the rows a human will see, the 40 busiest, unless
 //! `--report` asks for the complete list. Nothing here runs unless a snapshot was
@@ -77,9 +78,22 @@ pub fn read_cmdlines(rows: &mut [ProcRow], all: bool) {
     }
 }
 
+/// Just before a freeze: the rows of the current members where listing them is cheap
+/// (a cgroup leaf's `cgroup.procs`), else none (see the module docs).
+pub fn read_before_freeze(boundary: &mut dyn Isolation) -> Vec<ProcRow> {
+    if boundary.kind() != "cgroup" {
+        return Vec::new();
+    }
+    read_rows(&boundary.members().unwrap_or_default())
+}
+
 /// The rows of exactly `members`: rows read earlier are kept for the pids still
 /// there, the others read now.
 pub fn reconcile(early: Vec<ProcRow>, members: &[i32]) -> Vec<ProcRow> {
+    // Usually nobody came or went between the two reads of cgroup.procs.
+    if early.len() == members.len() && early.iter().zip(members).all(|(r, &m)| r.pid == m) {
+        return early;
+    }
     let members_set: HashSet<i32> = members.iter().copied().collect();
     let mut rows: Vec<ProcRow> = early
         .into_iter()
@@ -149,7 +163,7 @@ impl Snapshots {
     /// Just before the ladder freezes: read the rows of the current members.
     pub fn before_freeze(&mut self, boundary: &mut dyn Isolation) {
         if self.armed.is_some() {
-            self.early = Some(read_rows(&boundary.members().unwrap_or_default()));
+            self.early = Some(read_before_freeze(boundary));
         }
     }
 

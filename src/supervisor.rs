@@ -255,7 +255,7 @@ impl Run<'_> {
             }
         }
         // Rows read before the freeze keep the true states (see crate::snapshot).
-        let early = snapshot::read_rows(&self.boundary.members()?);
+        let early = snapshot::read_before_freeze(self.boundary.as_mut());
         self.boundary.freeze()?;
         let members = self.boundary.members()?;
         self.leaked = snapshot::settle(early, &members, self.cfg.report.is_some());

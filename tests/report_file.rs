@@ -143,7 +143,8 @@ fn check_exit_with_leak(fail_on_leak: bool) {
     assert_eq!(pids, ready.pids, "{leaked:#?}");
     for p in leaked {
         assert_eq!(p["ppid"], out.pid, "reparented to cg-test: {p}");
-        assert_eq!(str_of(p, "state"), "S", "{p}");
+        // Sleeping, or caught in one of its 0.2 s wake-ups.
+        assert!(matches!(str_of(p, "state"), "S" | "R"), "{p}");
         let age = f64_of(p, "age_seconds");
         assert!(
             (0.3..20.0).contains(&age),

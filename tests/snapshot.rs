@@ -71,8 +71,14 @@ fn timeout_snapshot_names_the_hung_process(mode: Mode) {
         args_of(&p["cmdline"]).last().cloned().unwrap_or_default()
     };
 
-    // The table: the script, its three spinners (busiest first, running), then the
-    // sleeper that hung.
+    // The table: the script, its three spinners (busiest first), then the sleeper that
+    // hung. In cgroup mode the states are read just before the freeze (running,
+    // sleeping); the pgroup strategy's stop-the-world shows every member stopped.
+    // (The sleeper wakes every 0.2 s, so it may be caught running.)
+    let (busy, idle): (char, &[char]) = match mode.kind() {
+        "cgroup" => ('R', &['S', 'R']),
+        _ => ('T', &['T']),
+    };
     let heading = "running at the timeout: 5 process(es), busiest first:";
     assert!(out.stderr.contains(heading), "stderr:\n{}", out.stderr);
     let rows = out.table_after("running at the timeout");
@@ -88,7 +94,11 @@ fn timeout_snapshot_names_the_hung_process(mode: Mode) {
     for r in &rows[1..4] {
         assert_eq!(mode_of(r.pid), "spin", "the busy ones first: {r:?}");
         assert!(r.command.starts_with(&format!("\\_ {FIXTURE}")), "{r:?}");
-        assert_eq!((r.depth(), r.ppid, r.state), (1, rows[0].pid, 'R'), "{r:?}");
+        assert_eq!(
+            (r.depth(), r.ppid, r.state),
+            (1, rows[0].pid, busy),
+            "{r:?}"
+        );
         assert!(seconds(&r.cpu) > 0.0, "a spinner used CPU: {r:?}");
     }
     let sleeper = &rows[4];
@@ -98,10 +108,8 @@ fn timeout_snapshot_names_the_hung_process(mode: Mode) {
         "the hung one last: {sleeper:?}"
     );
     assert!(sleeper.command.starts_with(&format!("\\_ {FIXTURE}")));
-    assert_eq!(
-        (sleeper.depth(), sleeper.ppid, sleeper.state),
-        (1, rows[0].pid, 'S')
-    );
+    assert_eq!((sleeper.depth(), sleeper.ppid), (1, rows[0].pid));
+    assert!(idle.contains(&sleeper.state), "{sleeper:?}");
     assert!(seconds(&sleeper.cpu) < 0.1, "{sleeper:?}");
     let mut table_pids: Vec<i32> = rows[1..].iter().map(|r| r.pid).collect();
     table_pids.sort();
@@ -198,7 +206,11 @@ fn signal_snapshot(verbose: bool) {
             "{:?}",
             rows[1]
         );
-        assert_eq!(rows[2].state, 'S', "the sleeper: {:?}", rows[2]);
+        assert!(
+            matches!(rows[2].state, 'S' | 'R'),
+            "the sleeper: {:?}",
+            rows[2]
+        );
         let mut pids = vec![rows[1].pid, rows[2].pid];
         pids.sort();
         assert_eq!(pids, ready.pids);
