@@ -187,9 +187,15 @@ fn table(rows: &[ProcRow], report_file: bool) {
     } else {
         " (--report FILE lists every one)"
     };
+    // One write for the whole table (a 1,000-process timeout prints it on the
+    // teardown's path).
+    let mut text = String::new();
     for l in tree::render(rows, SHOWN, stderr_width(), hint) {
-        line(format_args!("{l}"));
+        text.push_str("cg-test: ");
+        text.push_str(&l);
+        text.push('\n');
     }
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// How wide a table line may be: the terminal's width when stderr is one.

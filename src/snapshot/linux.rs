@@ -114,15 +114,22 @@ struct StatFields {
 fn parse_stat(text: &[u8]) -> Option<StatFields> {
     let close = text.iter().rposition(|&b| b == b')')?;
     let after = std::str::from_utf8(&text[close + 1..]).ok()?;
-    let f: Vec<&str> = after.split_ascii_whitespace().collect();
-    let num = |i: usize| f.get(i)?.parse::<u64>().ok();
+    // Walk the fields once, in order, without collecting them.
+    let mut f = after.split_ascii_whitespace();
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let mut skip_to = |n: usize| f.nth(n)?.parse::<u64>().ok();
+    let utime = skip_to(9)?; // field 14
+    let stime = skip_to(0)?; // field 15
+    let starttime = skip_to(6)?; // field 22
+    let rss_pages = skip_to(1)?; // field 24
     Some(StatFields {
-        state: f.first()?.chars().next()?,
-        ppid: f.get(1)?.parse().ok()?,
-        utime: num(11)?,
-        stime: num(12)?,
-        starttime: num(19)?,
-        rss_pages: num(21)?,
+        state,
+        ppid,
+        utime,
+        stime,
+        starttime,
+        rss_pages,
     })
 }
 
