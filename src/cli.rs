@@ -4,6 +4,7 @@
 //! flag and exit 125 (see `main.rs`).
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -81,6 +82,11 @@ pub struct Args {
     /// shell or harness that started it is SIGKILLed (Linux).
     #[arg(long)]
     pub die_with_parent: bool,
+
+    /// Write the whole run as JSON to FILE (atomically, on every path; the schema is
+    /// in docs/REPORT.md). Checked before the command starts.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 
     /// Say nothing but errors and leaks.
     #[arg(short, long, conflicts_with = "verbose")]
@@ -257,6 +263,8 @@ pub struct Config {
     pub die_with_parent: bool,
     pub verbosity: Verbosity,
     pub compat: Vec<Compat>,
+    /// `--report FILE`, checked writable.
+    pub report: Option<PathBuf>,
 }
 
 impl Config {
@@ -266,6 +274,9 @@ impl Config {
             bail!(
                 "COMMAND is empty: give the program to run after `--`, e.g. cg-test -- make test"
             );
+        }
+        if let Some(path) = &args.report {
+            crate::report::json::check_writable(path)?;
         }
         let verbosity = if args.quiet {
             Verbosity::Quiet
@@ -286,6 +297,7 @@ impl Config {
             die_with_parent: args.die_with_parent,
             verbosity,
             compat: args.compat,
+            report: args.report,
         })
     }
 

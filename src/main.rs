@@ -1,5 +1,5 @@
 //! The `cg-test` binary: a dispatcher. It turns argv into a [`Config`], runs it, prints
-//! an error once, and chooses the exit code in one place.
+//! an error once, writes the `--report` file, and chooses the exit code in one place.
 //!
 //! `#![no_main]` is deliberate: Rust's own runtime start-up (`lang_start`) sets SIGPIPE
 //! to SIG_IGN and reopens closed standard descriptors on /dev/null before `main` runs.
@@ -10,6 +10,7 @@
 use std::ffi::{CStr, OsString};
 use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStringExt;
+use std::time::{Instant, SystemTime};
 
 use cg_test::cli::{self, Config, Invocation};
 use cg_test::exit::ExitStatus;
@@ -57,13 +58,39 @@ fn dispatch(args: Vec<OsString>) -> ExitStatus {
         }
     };
     report::set_verbosity(config.verbosity);
+    let started_at = SystemTime::now();
+    let started = Instant::now();
     match cg_test::run(&config) {
         Ok(outcome) => {
-            report::summary(&outcome);
-            outcome.status
+            match &outcome.error {
+                Some(msg) => report::line(format_args!("{msg}")),
+                None => report::summary(&outcome),
+            }
+            let written = config
+                .report
+                .as_deref()
+                .map(|path| report::json::write(path, &config.command, &outcome));
+            match written {
+                Some(Err(err)) => {
+                    report::error(&err);
+                    ExitStatus::OwnError
+                }
+                _ => outcome.status,
+            }
         }
         Err(err) => {
             report::error(&err);
+            // The command never started, but a report was asked for: say so in it
+            // rather than leave a previous run's file looking like this one's.
+            if let Some(path) = &config.report {
+                let msg = format!("{err:#}");
+                let wall = started.elapsed();
+                if let Err(e) =
+                    report::json::write_setup_failure(path, &config.command, started_at, wall, &msg)
+                {
+                    report::error(&e);
+                }
+            }
             ExitStatus::OwnError
         }
     }

@@ -26,7 +26,11 @@ fn manpage_is_roff_with_every_flag() {
     let out = g.start(g.cg_test(&["manpage"])).finish();
     out.assert_code(0);
     assert!(out.stdout.starts_with(".ie") || out.stdout.contains(".TH cg-test 1"));
-    for flag in [r"\-\-die\-with\-parent", r"\-\-kill\-after", r"\-\-isolation"] {
+    for flag in [
+        r"\-\-die\-with\-parent",
+        r"\-\-kill\-after",
+        r"\-\-isolation",
+    ] {
         assert!(out.stdout.contains(flag), "man page lacks {flag}");
     }
     assert!(out.stdout.contains("gc"), "man page lacks the gc tool");
