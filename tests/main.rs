@@ -25,6 +25,7 @@ mod leaks;
 mod nested;
 mod parallel;
 mod pdeathsig;
+mod pgroup_walk;
 mod polite_signal;
 mod report_file;
 mod snapshot;

@@ -1,10 +1,21 @@
 //! The fallback strategy where no cgroup can be had: process group + child subreaper +
 //! environment-token sweep.
 //!
-//! Membership is computed from the process table, never from names:
-//! - every descendant of cg-test (on Linux cg-test is a child subreaper, so orphans
-//!   of the run, setsid'ed or double-forked, reparent to it and stay descendants),
-//!   except cg-test's own watchdog;
+//! Membership is computed from the kernel's process records, never from names. Where
+//! cg-test is a child subreaper (Linux, always, unless `--compat no-subreaper`), the
+//! members are simply cg-test's descendants, except its own watchdog: every process
+//! the run starts, setsid'ed or double-forked, reparents to cg-test when its parent
+//! dies and so stays in cg-test's subtree. They are found by walking that subtree
+//! through `/proc/<pid>/task/<tid>/children`, which costs two small reads per member
+//! whatever else runs on the machine. (A process that joined the command's process
+//! group from outside the run, which only a process of the same session that was not
+//! started by the run can do, is not a descendant and is no longer counted; see
+//! docs/DESIGN.md.)
+//!
+//! Without a subreaper (other systems, `--compat no-subreaper`, and cg-test's watchdog,
+//! which sweeps after cg-test died), or where the kernel lists no children
+//! (CONFIG_PROC_CHILDREN unset), the whole process table is read instead:
+//! - every descendant of cg-test (its children, and theirs), except its watchdog;
 //! - every process whose environment holds this run's `CG_TEST_RUN_ID=<id>` entry
 //!   (this catches what escaped the tree where there is no subreaper), and their
 //!   descendants;
@@ -84,12 +95,52 @@ impl ProcessGroup {
         }
     }
 
-    /// The current members (see the module docs).
+    /// The current members (see the module docs): with a subreaper, a walk of
+    /// cg-test's subtree; without one (or where the kernel lists no children), the
+    /// sweep of the whole process table.
+    fn scan(&self, mut on_member: impl FnMut(i32)) -> Vec<ProcInfo> {
+        if self.subreaper {
+            if let Some(members) = self.walk_tree(&mut on_member) {
+                return members;
+            }
+        }
+        self.sweep_table(on_member)
+    }
+
+    /// The members as every descendant of cg-test, but not its watchdog: with cg-test a
+    /// child subreaper, every process the run starts stays in cg-test's subtree
+    /// (orphans, setsid'ed and double-forked daemons reparent to it), so the rest of
+    /// the machine need not be read. Two files per member (`stat`, and the children
+    /// list of its one thread, or of each thread), however many processes the host
+    /// runs. None where the kernel has no children lists.
+    fn walk_tree(&self, on_member: &mut impl FnMut(i32)) -> Option<Vec<ProcInfo>> {
+        let me = std::process::id() as i32;
+        // cg-test forks from its one thread (see supervisor::run).
+        let mut queue = platform::process_children(me, 1)?;
+        let mut members = Vec::new();
+        while let Some(pid) = queue.pop() {
+            if self.is_ignored(pid) {
+                continue;
+            }
+            let Some(p) = platform::process_info(pid) else {
+                continue; // gone since its parent's list was read
+            };
+            if p.zombie {
+                continue; // dead; its children, if any, reparent to a subreaper
+            }
+            on_member(pid);
+            queue.extend(platform::process_children(pid, p.threads)?);
+            members.push(p);
+        }
+        Some(members)
+    }
+
+    /// The members from the whole process table (see the module docs).
     ///
     /// `on_member` sees each pid the moment it is recognised, so the freeze can stop a
     /// short-lived process before it is replaced: the token is checked first (one read
     /// of /proc/<pid>/environ), newest pids first, and only then the slower stat.
-    fn scan(&self, mut on_member: impl FnMut(i32)) -> Vec<ProcInfo> {
+    fn sweep_table(&self, mut on_member: impl FnMut(i32)) -> Vec<ProcInfo> {
         let me = std::process::id() as i32;
         let mut members: Vec<ProcInfo> = Vec::new();
         let mut others: Vec<ProcInfo> = Vec::new();
@@ -160,6 +211,19 @@ impl ProcessGroup {
 
     fn member_pids(&self) -> Vec<i32> {
         self.scan(|_| {}).into_iter().map(|p| p.pid).collect()
+    }
+
+    /// No member left, confirmed: a tree walk that found nobody is repeated once, since
+    /// a process reparented while the children lists were read (its parent exited
+    /// between the read of its new parent's list and of its old one's) is missed by
+    /// that one walk but not by the next.
+    fn confirmed_empty(&self) -> bool {
+        self.scan(|_| {}).is_empty() && self.confirm_empty()
+    }
+
+    /// After a scan found nobody: true unless a second walk finds someone.
+    fn confirm_empty(&self) -> bool {
+        !self.subreaper || self.scan(|_| {}).is_empty()
     }
 
     /// Send each signal in turn to `pids`, members found by the latest scan.
@@ -240,7 +304,7 @@ impl Isolation for ProcessGroup {
     }
 
     fn is_empty(&mut self) -> Result<bool> {
-        Ok(self.scan(|_| {}).is_empty())
+        Ok(self.confirmed_empty())
     }
 
     fn freeze(&mut self) -> bool {
@@ -302,7 +366,7 @@ impl Isolation for ProcessGroup {
         let until = Instant::now() + KILL_LIMIT;
         loop {
             let members = self.member_pids();
-            if members.is_empty() {
+            if members.is_empty() && self.confirm_empty() {
                 break;
             }
             if Instant::now() >= until {

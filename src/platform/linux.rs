@@ -143,6 +143,63 @@ fn stat_fields(pid: i32) -> Option<Vec<String>> {
     Some(after.split_whitespace().map(str::to_owned).collect())
 }
 
+/// Read `/proc/<pid>/<file>` (`pid` 0: `/proc/self`) into `buf` with one open, as few
+/// reads as the file needs, and a close: no allocation, no statx. The pgroup walk reads
+/// two such files per process of the run, so this is on the teardown's path.
+fn read_proc(pid: i32, file: &str, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Write;
+    let mut path = [0u8; 64];
+    let mut w = &mut path[..];
+    let written = if pid == 0 {
+        write!(w, "/proc/self/{file}\0")
+    } else {
+        write!(w, "/proc/{pid}/{file}\0")
+    };
+    written.map_err(|_| io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
+    // SAFETY: `path` is NUL-terminated; read writes at most the rest of `buf`; the fd is
+    // ours and closed on every path.
+    unsafe {
+        let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut len = 0;
+        while len < buf.len() {
+            let n = libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len);
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 {
+                break;
+            }
+            len += n as usize;
+        }
+        libc::close(fd);
+        Ok(len)
+    }
+}
+
+/// Parse the fields of a stat line a [`ProcInfo`] needs (counted from the last `)`,
+/// since `comm` may hold spaces and parentheses).
+fn parse_proc_info(pid: i32, stat: &[u8]) -> Option<ProcInfo> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let after = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut f = after.split_ascii_whitespace();
+    let state = f.next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgid = f.next()?.parse().ok()?;
+    // Field 20 (num_threads) is the 16th after pgid (field 5).
+    let threads = f.nth(14)?.parse().ok()?;
+    Some(ProcInfo {
+        pid,
+        ppid,
+        pgid,
+        threads,
+        stopped: matches!(state, "T" | "t"),
+        zombie: matches!(state, "Z" | "X" | "x"),
+    })
+}
+
 /// The process's start time in clock ticks since boot (stat field 22).
 pub fn process_start_time(pid: u32) -> Option<u64> {
     // After `(comm)`: field 3 (state) is index 0, so field 22 is index 19.
@@ -166,17 +223,60 @@ pub fn process_ids() -> Vec<i32> {
     pids
 }
 
-/// One process's parent, group and state, if it still exists.
+/// One process's parent, group, thread count and state, if it still exists.
 pub fn process_info(pid: i32) -> Option<ProcInfo> {
-    let fields = stat_fields(pid)?;
-    let state = fields.first()?.as_str();
-    Some(ProcInfo {
-        pid,
-        ppid: fields.get(1)?.parse().ok()?,
-        pgid: fields.get(2)?.parse().ok()?,
-        stopped: matches!(state, "T" | "t"),
-        zombie: matches!(state, "Z" | "X" | "x"),
-    })
+    let mut buf = [0u8; 1024];
+    let len = read_proc(pid, "stat", &mut buf).ok()?;
+    parse_proc_info(pid, &buf[..len])
+}
+
+/// The children of a process, from `/proc/<pid>/task/<tid>/children` of each of its
+/// `threads` threads (a child is listed under the thread that forked it; with one
+/// thread, the thread id is the pid and the task directory need not be read). Zombies
+/// are listed too. An empty list when the process is gone; None where the kernel has
+/// no such files (built without CONFIG_PROC_CHILDREN): the caller must then walk the
+/// whole process table.
+///
+/// Each file is a snapshot of one thread's list; a child being reparented while the
+/// lists are read (its parent exited) can be missed by one walk, which is why the
+/// pgroup strategy confirms an empty walk with a second one.
+pub fn process_children(pid: i32, threads: u32) -> Option<Vec<i32>> {
+    let tids: Vec<i32> = if threads <= 1 {
+        vec![pid]
+    } else {
+        match std::fs::read_dir(format!("/proc/{pid}/task")) {
+            Ok(dir) => dir
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect(),
+            Err(_) => return Some(Vec::new()),
+        }
+    };
+    let mut children = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    for tid in tids {
+        let file = format!("task/{tid}/children");
+        let len = loop {
+            match read_proc(pid, &file, &mut buf) {
+                Ok(len) if len == buf.len() => buf.resize(buf.len() * 2, 0),
+                Ok(len) => break len,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    // The thread or process is gone, or the kernel has no children
+                    // files: only the latter leaves the task directory in place.
+                    if std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists() {
+                        return None;
+                    }
+                    break 0;
+                }
+                Err(_) => break 0,
+            }
+        };
+        children.extend(
+            buf[..len]
+                .split(|b| b.is_ascii_whitespace())
+                .filter_map(|p| std::str::from_utf8(p).ok()?.parse::<i32>().ok()),
+        );
+    }
+    Some(children)
 }
 
 /// Does the process's environment contain exactly this `NAME=value` entry?

@@ -21,9 +21,9 @@ mod imp;
 
 pub use imp::{
     become_subreaper, child_pids, child_set_parent_death_signal, cloexec_pipe, close_fds_from,
-    cmdline, environ_has, fork_child, parent_death_signal, process_alive, process_ids,
-    process_info, process_start_time, set_parent_death_signal, thread_count, wait_child_event,
-    Pidfd, SignalSource,
+    cmdline, environ_has, fork_child, parent_death_signal, process_alive, process_children,
+    process_ids, process_info, process_start_time, set_parent_death_signal, thread_count,
+    wait_child_event, Pidfd, SignalSource,
 };
 
 /// The two sides of a fork.
@@ -42,6 +42,8 @@ pub struct ProcInfo {
     pub pid: i32,
     pub ppid: i32,
     pub pgid: i32,
+    /// Threads in the process (Linux; 1 elsewhere): whose children lists to read.
+    pub threads: u32,
     /// Stopped by a signal (job control), as SIGSTOP leaves it.
     pub stopped: bool,
     /// Exited but not yet reaped: dead, whatever its table entry says.

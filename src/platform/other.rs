@@ -89,6 +89,7 @@ mod table {
             pid,
             ppid: i.pbi_ppid as i32,
             pgid: i.pbi_pgid as i32,
+            threads: 1,
             stopped: i.pbi_status == SSTOP,
             zombie: i.pbi_status == SZOMB,
         })
@@ -215,6 +216,7 @@ mod table {
                     pid: f.first()?.parse().ok()?,
                     ppid: f.get(1)?.parse().ok()?,
                     pgid: f.get(2)?.parse().ok()?,
+                    threads: 1,
                     stopped: stat.starts_with('T'),
                     zombie: stat.starts_with('Z'),
                 })
@@ -245,6 +247,11 @@ pub fn process_ids() -> Vec<i32> {
 /// One process's parent, group and state, if it still exists.
 pub fn process_info(pid: i32) -> Option<ProcInfo> {
     table::process(pid)
+}
+
+/// No per-process children lists here: the pgroup strategy walks the whole table.
+pub fn process_children(_pid: i32, _threads: u32) -> Option<Vec<i32>> {
+    None
 }
 
 /// The write end of the self-pipe, for the handler.
