@@ -53,7 +53,11 @@ pub struct Leaf {
     path: PathBuf,
     events: File,
     events_path: PathBuf,
-    has_kill: bool,
+    /// Whether the kill is one write to `cgroup.kill`: None until first needed (the
+    /// lookup of a new leaf's file costs tens of microseconds, and most runs never
+    /// kill).
+    has_kill: Option<bool>,
+    signal_kill: bool,
     freeze_gives_up: bool,
     /// The last freeze was confirmed (`frozen 1`) and nothing has thawed the leaf since.
     frozen: bool,
@@ -71,7 +75,8 @@ impl Leaf {
             path: path.to_path_buf(),
             events,
             events_path,
-            has_kill: path.join("cgroup.kill").exists() && !opts.signal_kill,
+            has_kill: None,
+            signal_kill: opts.signal_kill,
             freeze_gives_up: opts.freeze_gives_up,
             frozen: false,
             said_no_pidfd: false,
@@ -83,8 +88,19 @@ impl Leaf {
     }
 
     /// Whether the kill is one write to `cgroup.kill` (else pid by pid while frozen).
-    pub fn has_kill(&self) -> bool {
-        self.has_kill
+    pub fn has_kill(&mut self) -> bool {
+        let (signal_kill, path) = (self.signal_kill, &self.path);
+        *self
+            .has_kill
+            .get_or_insert_with(|| !signal_kill && path.join("cgroup.kill").exists())
+    }
+
+    /// Whether the kernel has the cgroup v2 freezer (Linux 5.2): it added the `frozen`
+    /// key to `cgroup.events` along with `cgroup.freeze`, and the open events file is
+    /// cheaper to read than a new leaf's `cgroup.freeze` is to look up.
+    fn has_freezer(&mut self) -> Result<bool> {
+        let text = cgroupfs::reread_events_text(&mut self.events, &self.events_path)?;
+        Ok(text.lines().any(|l| l.starts_with("frozen ")))
     }
 
     fn events(&mut self) -> Result<Events> {
@@ -210,7 +226,7 @@ impl Leaf {
     pub fn kill_all(&mut self, reaper: &mut Reaper) -> Result<()> {
         let until = Instant::now() + KILL_LIMIT;
         loop {
-            if self.has_kill {
+            if self.has_kill() {
                 self.write_control("cgroup.kill", "1")?;
             } else {
                 // Pid by pid: re-freeze first unless the freeze still holds (a member
@@ -293,12 +309,6 @@ impl CgroupLeaf {
         let unavailable = |what: &str, p: &Path, e: io::Error| {
             Unavailable(format!("cannot {what} {}: {e}", p.display()))
         };
-        if !path.join("cgroup.freeze").exists() {
-            return Err(Unavailable(format!(
-                "{} has no cgroup.freeze (the cgroup v2 freezer needs Linux 5.2)",
-                path.display()
-            )));
-        }
         // Moving a process between cgroups needs write access to cgroup.procs of their
         // common ancestor: our own cgroup.
         let parent_procs = parent.join("cgroup.procs");
@@ -316,16 +326,27 @@ impl CgroupLeaf {
             .write(true)
             .open(&procs_path)
             .map_err(|e| unavailable("open for writing", &procs_path, e))?;
-        let leaf = Leaf::open(&path, opts).map_err(|e| Unavailable(format!("{e:#}")))?;
-        crate::step!(
-            "created {} (cgroup.kill: {})",
-            path.display(),
-            if leaf.has_kill {
-                "yes"
-            } else {
-                "no, killing each member while frozen"
-            }
-        );
+        let mut leaf = Leaf::open(&path, opts).map_err(|e| Unavailable(format!("{e:#}")))?;
+        if !leaf
+            .has_freezer()
+            .map_err(|e| Unavailable(format!("{e:#}")))?
+        {
+            return Err(Unavailable(format!(
+                "{} has no cgroup.freeze (the cgroup v2 freezer needs Linux 5.2)",
+                path.display()
+            )));
+        }
+        if crate::report::shows_steps() {
+            crate::step!(
+                "created {} (cgroup.kill: {})",
+                path.display(),
+                if leaf.has_kill() {
+                    "yes"
+                } else {
+                    "no, killing each member while frozen"
+                }
+            );
+        }
         Ok(CgroupLeaf {
             leaf,
             dir,

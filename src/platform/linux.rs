@@ -202,8 +202,17 @@ fn parse_proc_info(pid: i32, stat: &[u8]) -> Option<ProcInfo> {
 
 /// The process's start time in clock ticks since boot (stat field 22).
 pub fn process_start_time(pid: u32) -> Option<u64> {
-    // After `(comm)`: field 3 (state) is index 0, so field 22 is index 19.
-    stat_fields(pid as i32)?.get(19)?.parse().ok()
+    let mut buf = [0u8; 1024];
+    let len = read_proc(i32::try_from(pid).ok()?, "stat", &mut buf).ok()?;
+    let stat = &buf[..len];
+    let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    // After `(comm)`: field 3 (state) is the first, so field 22 is the 20th.
+    std::str::from_utf8(after)
+        .ok()?
+        .split_ascii_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
 }
 
 /// Every pid in /proc (this pid namespace), highest first.
@@ -437,9 +446,12 @@ pub fn set_parent_death_signal(sig: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// Threads in this process (/proc/self/task).
+/// Threads in this process (num_threads of /proc/self/stat: one small read, where
+/// listing /proc/self/task took a directory open and two getdents).
 pub fn thread_count() -> Option<usize> {
-    Some(std::fs::read_dir("/proc/self/task").ok()?.count())
+    let mut buf = [0u8; 1024];
+    let len = read_proc(0, "stat", &mut buf).ok()?;
+    usize::try_from(parse_proc_info(0, &buf[..len])?.threads).ok()
 }
 
 /// Is the process that had `pid` and started at `start` (clock ticks since boot) still
