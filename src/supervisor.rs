@@ -422,13 +422,17 @@ impl Run<'_> {
         if self.boundary.is_empty()? {
             return Ok(());
         }
+        crate::phases::start();
         self.snapshots.before_freeze(self.boundary.as_mut());
+        crate::phases::end("snapshot");
         self.boundary.freeze();
         // One read of the members (for the pgroup strategy a walk of the process
         // table): the snapshot settles on it and the polite round signals it.
         let members = self.boundary.members();
         if let Ok(members) = &members {
+            crate::phases::end("polite");
             self.snapshots.after_freeze(members);
+            crate::phases::end("snapshot");
         }
         // A process stopped by job control would not act on the polite signal until
         // continued (GNU timeout does the same). SIGCONT goes out after every member
@@ -442,12 +446,15 @@ impl Run<'_> {
         };
         let sent = members.and_then(|members| self.boundary.signal(&members, signals));
         self.boundary.thaw();
+        crate::phases::end("polite");
         self.snapshots.show();
+        crate::phases::end("snapshot");
         match sent {
             Ok(n) => crate::step!("sent {} to {n} process(es)", signal_name(polite)),
             Err(e) => crate::note!("sending {}: {e:#}", signal_name(polite)),
         }
         self.grace()?;
+        crate::phases::end("grace");
         self.kill_rest()
     }
 
@@ -470,7 +477,9 @@ impl Run<'_> {
         if self.boundary.is_empty()? {
             return Ok(());
         }
+        crate::phases::start();
         self.boundary.freeze();
+        crate::phases::end("freeze");
         if let Ok(members) = self.boundary.members() {
             crate::step!("killing {} process(es): {members:?}", members.len());
         }
@@ -494,10 +503,16 @@ impl Run<'_> {
         };
         self.reap();
         emptied?;
+        crate::phases::end("reap");
         self.usage = usage::collect(self.boundary.cgroup_dir());
-        self.boundary
+        crate::phases::start();
+        let released = self
+            .boundary
             .release()
-            .with_context(|| format!("cleaning up {}", self.boundary.describe()))
+            .with_context(|| format!("cleaning up {}", self.boundary.describe()));
+        crate::phases::end("rmdir");
+        crate::phases::report();
+        released
     }
 }
 

@@ -28,6 +28,7 @@ mod pdeathsig;
 mod pgroup_walk;
 mod polite_signal;
 mod report_file;
+mod scale;
 mod snapshot;
 mod stopped_terminal;
 mod supervisor_death;

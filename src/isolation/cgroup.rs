@@ -251,6 +251,7 @@ impl Leaf {
                 ));
             }
         }
+        crate::phases::end("kill");
         // Every member is dead; the ones that were our children (the command, orphans
         // reparented to us) become zombies a moment later.
         reaper.reap_all(Duration::from_secs(1));

@@ -382,6 +382,7 @@ impl Isolation for ProcessGroup {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+        crate::phases::end("kill");
         self.stopped.clear();
         self.frozen = false;
         reaper.reap();
