@@ -90,8 +90,10 @@ fn raw_line(text: &str) {
 
 /// Write one `cg-test: ` line to stderr, ignoring failure.
 pub fn line(args: std::fmt::Arguments<'_>) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "cg-test: {args}");
+    // One write per line: stderr is unbuffered, and the command shares it, so a line
+    // written piece by piece could be cut by the command's own output.
+    let text = format!("cg-test: {args}\n");
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// A note shown unless `--quiet` (fallbacks, warnings).

@@ -95,7 +95,22 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned> {
         } => Some(dir),
         _ => None,
     };
-    let fork = platform::fork_child(into_cgroup, req.signals).context("fork (clone3)")?;
+    // Into a leaf: the child shares our memory until it execs (see
+    // platform::spawn_shared), which saves copying the page tables; where that path is
+    // unavailable, a fork (clone3 into the leaf, or a plain fork whose child writes
+    // itself into cgroup.procs).
+    let report_fd = write_end.as_raw_fd();
+    let shared = match into_cgroup {
+        Some(dir) => platform::spawn_shared(dir, &mut || {
+            child_main(&mut prep, req, true, parent_pid, report_fd)
+        })
+        .context("clone3 (CLONE_VM) into the leaf")?,
+        None => None,
+    };
+    let fork = match shared {
+        Some(pid) => Fork::Parent { pid, placed: true },
+        None => platform::fork_child(into_cgroup, req.signals).context("fork (clone3)")?,
+    };
     let (pid, placed) = match fork {
         Fork::Child { placed } => {
             child_main(&mut prep, req, placed, parent_pid, write_end.as_raw_fd())

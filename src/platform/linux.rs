@@ -85,6 +85,118 @@ pub fn fork_child(into_cgroup: Option<BorrowedFd<'_>>, _plan: &SignalPlan) -> io
     }
 }
 
+/// Start a child that shares cg-test's memory until it execs (clone3 with CLONE_VM |
+/// CLONE_VFORK, and CLONE_INTO_CGROUP into the open leaf `into_cgroup`), the way
+/// posix_spawn starts one: no page tables are copied and no page is made
+/// copy-on-write, and cg-test is suspended until the child has exec'd or exited. The
+/// child runs `child` on a stack of its own; it must exec or `_exit` (returning exits
+/// 127).
+///
+/// Returns the child's pid, or None where this path is unavailable (clone3 or the
+/// flag refused: kernels before 5.7, seccomp'd clone3; an architecture without the
+/// assembly below), and the caller forks instead.
+///
+/// Why this is safe: cg-test is single-threaded and suspended for the whole time the
+/// memory is shared, so the child cannot race it; the child only makes
+/// async-signal-safe calls on memory prepared before (no allocation, no lock another
+/// thread could hold); signals cg-test handles stay blocked until the child restores
+/// the original mask right before exec, and cg-test installs no handler that could run
+/// in the child (it reads signals from a signalfd). The child's writes to errno land in
+/// cg-test's errno, which cg-test only reads after a failed call of its own.
+pub fn spawn_shared(
+    into_cgroup: BorrowedFd<'_>,
+    child: &mut dyn FnMut(),
+) -> io::Result<Option<i32>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        spawn_shared_x86_64(into_cgroup, child)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (into_cgroup, child);
+        Ok(None)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn spawn_shared_x86_64(
+    into_cgroup: BorrowedFd<'_>,
+    mut child: &mut dyn FnMut(),
+) -> io::Result<Option<i32>> {
+    /// The child's entry point: call the closure `arg` points to.
+    extern "C" fn trampoline(arg: *mut libc::c_void) -> ! {
+        // SAFETY: `arg` is the `&mut dyn FnMut` below, alive while cg-test waits.
+        let f = unsafe { &mut *(arg as *mut &mut dyn FnMut()) };
+        f();
+        // The closure execs or exits; should it return, leave without touching
+        // anything of cg-test's.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(127) }
+    }
+    const STACK: usize = 256 * 1024;
+    // SAFETY: a private anonymous mapping we unmap below; nothing else refers to it.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let mut args = CloneArgs {
+        flags: CLONE_INTO_CGROUP | libc::CLONE_VM as u64 | libc::CLONE_VFORK as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack as u64,
+        stack_size: STACK as u64,
+        cgroup: into_cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    let arg = &mut child as *mut &mut dyn FnMut() as *mut libc::c_void;
+    let ret: isize;
+    // SAFETY: clone3 returns twice only on success; the child starts on the new stack
+    // (the kernel sets its stack pointer to stack + stack_size, 16-byte aligned) and
+    // calls the trampoline, which never returns. The parent path touches nothing but
+    // the registers declared here (the syscall clobbers rcx and r11).
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 as isize => ret,
+            in("rdi") &mut args as *mut CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") arg,
+            in("r13") trampoline as extern "C" fn(*mut libc::c_void) -> ! as usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    // The child has exec'd or exited: its stack is ours again.
+    // SAFETY: unmapping the mapping made above.
+    unsafe { libc::munmap(stack, STACK) };
+    if ret > 0 {
+        return Ok(Some(ret as i32));
+    }
+    let err = io::Error::from_raw_os_error(-ret as i32);
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::ENOMEM) => Err(err),
+        _ => {
+            crate::step!("clone3(CLONE_VM | CLONE_INTO_CGROUP) failed ({err}); forking instead");
+            Ok(None)
+        }
+    }
+}
+
 /// In the child: ask for SIGKILL when the supervisor dies, then close the race where it
 /// died before the request (the child would already be reparented).
 ///

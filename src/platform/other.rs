@@ -36,6 +36,14 @@ pub fn fork_child(_into_cgroup: Option<BorrowedFd<'_>>, plan: &SignalPlan) -> io
     }
 }
 
+/// No clone3 here: the caller forks.
+pub fn spawn_shared(
+    _into_cgroup: BorrowedFd<'_>,
+    _child: &mut dyn FnMut(),
+) -> io::Result<Option<i32>> {
+    Ok(None)
+}
+
 /// No parent-death signal outside Linux; the supervisor's own teardown and the token
 /// sweep stand in for it.
 pub fn child_set_parent_death_signal(_parent: libc::pid_t) -> Result<(), i32> {

@@ -78,10 +78,13 @@ impl Mode {
     /// all for the pgroup modes).
     pub fn assert_ran(self, out: &Finished) {
         let (spawn_path, kill_path) = self.expected_paths();
+        // The command shares stderr and runs by the time cg-test says it spawned it
+        // (cg-test resumes once the child has exec'd), so its output may stand before
+        // the line on the same line.
         let spawned: Vec<&str> = out
             .stderr
             .lines()
-            .filter(|l| l.starts_with("cg-test: spawned pid "))
+            .filter_map(|l| l.find("cg-test: spawned pid ").map(|i| &l[i..]))
             .collect();
         assert!(
             spawned.len() == 1 && spawned[0].ends_with(&format!(" ({spawn_path})")),
