@@ -23,7 +23,8 @@ pub use imp::{
     become_subreaper, child_pids, child_set_parent_death_signal, cloexec_pipe, close_fds_from,
     cmdline, environ_has, fork_child, parent_death_signal, process_alive, process_children,
     process_ids, process_info, process_start_time, set_parent_death_signal, spawn_shared,
-    thread_count, wait_child_event, Pidfd, SignalSource,
+    start_watchdog, thread_count, wait_child_event, Pidfd, SignalSource, WatchdogExec,
+    WatchdogStack,
 };
 
 /// The two sides of a fork.

@@ -36,6 +36,30 @@ pub fn fork_child(_into_cgroup: Option<BorrowedFd<'_>>, plan: &SignalPlan) -> io
     }
 }
 
+/// What a watchdog that shares cg-test's memory would need; unused here.
+pub struct WatchdogExec {
+    pub read: i32,
+    pub write: i32,
+    pub dev_null: std::ffi::CString,
+    pub root: std::ffi::CString,
+    pub exe: std::ffi::CString,
+    pub argv: Vec<*const libc::c_char>,
+    pub envp: Vec<*const libc::c_char>,
+    pub strings: Vec<std::ffi::CString>,
+}
+
+/// Never made here.
+pub struct WatchdogStack;
+
+impl WatchdogStack {
+    pub fn release(self) {}
+}
+
+/// No clone3 here: the caller forks.
+pub fn start_watchdog(_exec: &'static WatchdogExec) -> io::Result<Option<(i32, WatchdogStack)>> {
+    Ok(None)
+}
+
 /// No clone3 here: the caller forks.
 pub fn spawn_shared(
     _into_cgroup: BorrowedFd<'_>,
