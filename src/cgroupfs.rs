@@ -76,7 +76,9 @@ pub fn cgroup_dir(mounts: &[Cgroup2Mount], path: &str) -> Result<PathBuf> {
     if path.split('/').any(|c| c == "..") {
         // In a cgroup namespace, a cgroup outside the namespace root shows as /../x.
         return Err(anyhow!(
-            "our cgroup {path:?} is outside this cgroup namespace's root (from /proc/self/cgroup)"
+            "our cgroup {path:?} is outside this cgroup namespace's root (from \
+             /proc/self/cgroup); run cg-test inside the namespace's cgroups or use \
+             --isolation pgroup"
         ));
     }
     let best = mounts

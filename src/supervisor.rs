@@ -132,7 +132,10 @@ fn watch_parent(sig: i32) -> Result<i32> {
     platform::set_parent_death_signal(sig).context("--die-with-parent: prctl(PR_SET_PDEATHSIG)")?;
     // SAFETY: as above.
     if unsafe { libc::getppid() } != parent {
-        bail!("--die-with-parent: cg-test's parent (pid {parent}) died while cg-test started");
+        bail!(
+            "--die-with-parent: cg-test's parent (pid {parent}) died while cg-test started; \
+             nothing was run"
+        );
     }
     Ok(parent)
 }

@@ -246,7 +246,8 @@ impl Leaf {
                 let stuck = self.all_pids().unwrap_or_default();
                 return Err(anyhow!(
                     "{} still holds pids {stuck:?} {KILL_LIMIT:?} after the kill \
-                     (uninterruptible sleep?); the leaf is left in place",
+                     (uninterruptible sleep? see `ps -o pid,stat,wchan -p PID`); the leaf \
+                     is left in place for `cg-test gc` once they are gone",
                     self.path.display()
                 ));
             }
@@ -417,7 +418,10 @@ fn rmdir_retrying(dir: &Path) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) => {
-                return Err(anyhow!("removing cgroup {}: {e}", dir.display()));
+                return Err(anyhow!(
+                    "removing cgroup {}: {e}; `cg-test gc` removes it once it is empty",
+                    dir.display()
+                ));
             }
         }
     }

@@ -371,7 +371,8 @@ impl Isolation for ProcessGroup {
             }
             if Instant::now() >= until {
                 return Err(anyhow!(
-                    "processes {members:?} survived SIGKILL for {KILL_LIMIT:?}"
+                    "processes {members:?} survived SIGKILL for {KILL_LIMIT:?} \
+                     (uninterruptible sleep? see `ps -o pid,stat,wchan -p PID`)"
                 ));
             }
             self.signal_pids(&members, &[libc::SIGKILL])?;
