@@ -362,9 +362,16 @@ if "scale" in only:
 
 # ---------------------------------------------------------------- memory
 if "memory" in only:
-    def hwm(argv, settle=0.3):
+    def hwm(argv):
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(settle)
+        # Sample once the supervisor is settled: its command (`sleep`) is running.
+        until = time.time() + 5
+        while time.time() < until:
+            kids = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
+            if any(open(f"/proc/{k}/comm").read().strip() == "sleep" for k in kids if os.path.exists(f"/proc/{k}/comm")):
+                break
+            time.sleep(0.01)
+        time.sleep(0.2)
         fields = dict(l.split(":", 1) for l in open(f"/proc/{p.pid}/status").read().splitlines() if ":" in l)
         roll = {}
         for line in open(f"/proc/{p.pid}/smaps_rollup"):
@@ -374,15 +381,15 @@ if "memory" in only:
         kids = [int(k) for k in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()]
         p.wait()
         return fields["VmHWM"].strip(), roll, kids
-    rows = [("GNU timeout", ["/usr/bin/timeout", "60", "sleep", "0.6"])]
-    for name, argv in (("tini -s", [which("tini"), "-s", "--", "sleep", "0.6"]),
-                       ("tini-static -s", [which("tini-static"), "-s", "--", "sleep", "0.6"]),
-                       ("dumb-init", [which("dumb-init"), "sleep", "0.6"])):
+    rows = [("GNU timeout", ["/usr/bin/timeout", "60", "sleep", "1"])]
+    for name, argv in (("tini -s", [which("tini"), "-s", "--", "sleep", "1"]),
+                       ("tini-static -s", [which("tini-static"), "-s", "--", "sleep", "1"]),
+                       ("dumb-init", [which("dumb-init"), "sleep", "1"])):
         if argv[0]:
             rows.append((name, argv))
     for name, b in (("cg-test, release (dynamic glibc)", cg), ("cg-test, static glibc", cg_glibc_static), ("cg-test, static musl", cg_musl)):
         if have(b):
-            rows.append((name, [b, "-q", "--", "sleep", "0.6"]))
+            rows.append((name, [b, "-q", "--", "sleep", "1"]))
     print("\n## Memory while supervising `sleep` (VmHWM, and smaps_rollup)\n")
     print("| supervisor | peak RSS (VmHWM) | Rss | Pss | Private |")
     print("|---|---|---|---|---|")
