@@ -22,6 +22,19 @@ pub enum IsolationMode {
     Pgroup,
 }
 
+/// Which processes get the signals cg-test passes on without a teardown (USR1, USR2,
+/// WINCH).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ForwardTo {
+    /// USR1 and USR2 to the command alone, WINCH to its process group (as a terminal
+    /// sends it).
+    Command,
+    /// All three to the command's process group (tini -g, dumb-init's default).
+    Group,
+    /// All three to every process of the run.
+    All,
+}
+
 /// How much cg-test says on stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
@@ -79,6 +92,24 @@ pub struct Args {
     /// shell or harness that started it is SIGKILLed (Linux).
     #[arg(long)]
     pub die_with_parent: bool,
+
+    /// Which processes get USR1, USR2 and WINCH sent to cg-test: the command alone
+    /// (WINCH: its process group), the command's process group, or every process of the
+    /// run. Teardown signals (INT, TERM, HUP, QUIT) always go to every process.
+    #[arg(long, value_enum, value_name = "WHOM", default_value_t = ForwardTo::Command)]
+    pub forward_to: ForwardTo,
+
+    /// Run the command in a new pid namespace (and mount namespace with /proc remounted)
+    /// whose init dies with cg-test, so the kernel kills everything in it when cg-test
+    /// dies, even by SIGKILL (Linux; needs CAP_SYS_ADMIN or unprivileged user namespaces).
+    #[arg(long)]
+    pub pid_ns: bool,
+
+    /// Keep a root command inside its cgroup leaf: a new cgroup namespace rooted at the
+    /// leaf, no_new_privs, and CAP_SYS_ADMIN removed from every capability set (Linux;
+    /// needs CAP_SYS_ADMIN and a cgroup leaf).
+    #[arg(long)]
+    pub harden: bool,
 
     /// Say nothing but errors and leaks.
     #[arg(short, long, conflicts_with = "verbose")]
@@ -204,6 +235,9 @@ pub struct Config {
     pub fail_on_leak: bool,
     pub isolation: IsolationMode,
     pub die_with_parent: bool,
+    pub forward_to: ForwardTo,
+    pub pid_ns: bool,
+    pub harden: bool,
     pub verbosity: Verbosity,
     pub compat: Vec<Compat>,
 }
@@ -214,6 +248,12 @@ impl Config {
         if args.command.first().is_none_or(|c| c.is_empty()) {
             bail!(
                 "COMMAND is empty: give the program to run after `--`, e.g. cg-test -- make test"
+            );
+        }
+        if args.harden && args.isolation == IsolationMode::Pgroup {
+            bail!(
+                "--harden keeps the command inside its cgroup leaf, which --isolation pgroup \
+                 does not make; use --isolation auto or cgroup, or drop --harden"
             );
         }
         let verbosity = if args.quiet {
@@ -233,6 +273,9 @@ impl Config {
             fail_on_leak: args.fail_on_leak,
             isolation: args.isolation,
             die_with_parent: args.die_with_parent,
+            forward_to: args.forward_to,
+            pid_ns: args.pid_ns,
+            harden: args.harden,
             verbosity,
             compat: args.compat,
         })
@@ -246,7 +289,10 @@ impl Config {
     /// What the isolation layer is asked to do, in its own terms (it knows no CLI).
     pub fn isolation_options(&self) -> isolation::Options {
         isolation::Options {
+            // --harden confines the command to its leaf: without one there is nothing to
+            // harden, so auto may not fall back.
             mode: match self.isolation {
+                IsolationMode::Auto if self.harden => isolation::Mode::Cgroup,
                 IsolationMode::Auto => isolation::Mode::Auto,
                 IsolationMode::Cgroup => isolation::Mode::Cgroup,
                 IsolationMode::Pgroup => isolation::Mode::Pgroup,
@@ -256,6 +302,7 @@ impl Config {
             subreaper: crate::platform::IS_LINUX && !self.forces(Compat::NoSubreaper),
             freeze_gives_up: self.forces(Compat::FreezeGivesUp),
             keep_stale: false,
+            leaf_required_by: if self.harden { Some("--harden") } else { None },
         }
     }
 }

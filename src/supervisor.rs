@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::cli::{signal_name, Compat, Config};
+use crate::cli::{signal_name, Compat, Config, ForwardTo};
 use crate::events::{EventLoop, SignalPlan, FORWARD_SIGNALS, TEARDOWN_SIGNALS};
 use crate::exit::ExitStatus;
 use crate::isolation::{self, send, Isolation, Mode, Options, Reaper, Target, Unavailable};
@@ -176,7 +176,7 @@ impl Run<'_> {
     fn execute(&mut self) -> Result<ExitStatus> {
         let pid = match self.spawn()? {
             Spawned::Running { pid } => pid,
-            Spawned::Failed(f) => return spawn_failure_status(f),
+            Spawned::Failed(f) => return spawn_failure_status(f, self.opts.leaf_wanted_by()),
         };
         self.command = Some(pid);
         self.boundary.adopt(pid);
@@ -316,16 +316,31 @@ impl Run<'_> {
             .command
             .filter(|_| self.reaper.command_status().is_none());
         if let (true, Some(command)) = (FORWARD_SIGNALS.contains(&sig), running) {
-            // Without cg-test, `kill -USR1 <pid>` would reach the command alone; a
-            // window-size change reaches the terminal's whole foreground group.
-            let target = if sig == libc::SIGWINCH {
-                Target::Group(command)
-            } else {
-                Target::Process(command)
-            };
-            send(target, sig);
+            self.forward(sig, command);
         }
         None
+    }
+
+    /// Pass on a signal that ends nothing (USR1, USR2, WINCH), to whom `--forward-to`
+    /// says.
+    fn forward(&mut self, sig: i32, command: i32) {
+        let target = match self.cfg.forward_to {
+            // Without cg-test, `kill -USR1 <pid>` would reach the command alone; a
+            // window-size change reaches the terminal's whole foreground group.
+            ForwardTo::Command if sig == libc::SIGWINCH => Target::Group(command),
+            ForwardTo::Command => Target::Process(command),
+            // tini -g, dumb-init: the command's process group (its pid is the group's id).
+            ForwardTo::Group => Target::Group(command),
+            ForwardTo::All => {
+                // The boundary pins pids (pidfd) when the run is not frozen, so a pid
+                // reused since it was listed is never signalled.
+                if let Err(e) = self.boundary.signal_members(&[sig]) {
+                    crate::note!("forwarding {}: {e:#}", signal_name(sig));
+                }
+                return;
+            }
+        };
+        send(target, sig);
     }
 
     /// The parent-death signal arrived. PR_SET_PDEATHSIG fires when the *thread* that
@@ -471,7 +486,7 @@ impl Run<'_> {
     }
 }
 
-fn spawn_failure_status(f: SpawnFailure) -> Result<ExitStatus> {
+fn spawn_failure_status(f: SpawnFailure, wanted_by: &str) -> Result<ExitStatus> {
     match f {
         SpawnFailure::NotFound(msg) => {
             report::line(format_args!("{msg}"));
@@ -481,7 +496,7 @@ fn spawn_failure_status(f: SpawnFailure) -> Result<ExitStatus> {
             report::line(format_args!("{msg}"));
             Ok(ExitStatus::NotExecutable)
         }
-        SpawnFailure::PlacementDenied(msg) => Err(anyhow!("--isolation cgroup: {msg}")),
+        SpawnFailure::PlacementDenied(msg) => Err(anyhow!("{wanted_by}: {msg}")),
         SpawnFailure::Setup(msg) => Err(anyhow!(msg)),
     }
 }

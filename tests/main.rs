@@ -15,6 +15,7 @@ mod doctor;
 mod escape;
 mod exit_codes;
 mod forward_signals;
+mod forward_to;
 mod gc;
 mod idle;
 mod leaf;

@@ -55,6 +55,16 @@ pub struct Options {
     /// Leave stale leaves beside the new leaf alone instead of collecting them (for
     /// `cg-test doctor`, which must change nothing).
     pub keep_stale: bool,
+    /// The flag that needs a cgroup leaf (`--harden`), named when none can be had;
+    /// None: `--isolation cgroup` is what asked for it.
+    pub leaf_required_by: Option<&'static str>,
+}
+
+impl Options {
+    /// What asked for a cgroup leaf, for the error when there is none.
+    pub fn leaf_wanted_by(&self) -> &'static str {
+        self.leaf_required_by.unwrap_or("--isolation cgroup")
+    }
 }
 
 /// What every isolation strategy offers.
@@ -136,7 +146,7 @@ pub fn select(opts: &Options, run_id: &RunId) -> Result<Box<dyn Isolation>> {
         Mode::Pgroup => Ok(Box::new(pgroup::ProcessGroup::new(run_id, opts))),
         Mode::Cgroup => match cgroup::CgroupLeaf::create(opts, run_id) {
             Ok(leaf) => Ok(Box::new(leaf)),
-            Err(u) => Err(anyhow!("--isolation cgroup: {u}")),
+            Err(u) => Err(anyhow!("{}: {u}", opts.leaf_wanted_by())),
         },
         Mode::Auto => match cgroup::CgroupLeaf::create(opts, run_id) {
             Ok(leaf) => Ok(Box::new(leaf)),
