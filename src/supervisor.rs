@@ -24,6 +24,7 @@ use crate::cli::{signal_name, Compat, Config, ForwardTo};
 use crate::events::{EventLoop, SignalPlan, FORWARD_SIGNALS, TEARDOWN_SIGNALS};
 use crate::exit::ExitStatus;
 use crate::isolation::{self, send, Isolation, Mode, Options, Reaper, Target, Unavailable};
+use crate::namespaces::{Confinement, NsInit};
 use crate::platform::{self, SignalSource};
 use crate::report::{self, LeakedProcess, Outcome};
 use crate::run_id::RunId;
@@ -53,10 +54,12 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     if opts.subreaper {
         platform::become_subreaper().context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     }
+    let confinement = Confinement::prepare(cfg.pid_ns, cfg.harden)?;
     let boundary = isolation::select(&opts, &run_id)?;
     let mut run = Run {
         cfg,
         opts,
+        confinement,
         run_id,
         plan,
         events,
@@ -66,6 +69,7 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         command: None,
         terminal: Terminal::detect(),
         parent,
+        parent_died: false,
         tearing_down: false,
         skip_grace: false,
         said_watchdog_exited: false,
@@ -73,6 +77,9 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     };
     let result = run.start_watchdog().and_then(|()| run.execute());
     let finished = run.finish();
+    // --pid-ns: the run is over (or cg-test failed); killing the init kills whatever
+    // could still be in its namespace.
+    run.reaper.dismiss_init();
     if finished.is_ok() {
         if let Some(w) = run.watchdog.take() {
             w.dismiss(&mut run.reaper);
@@ -138,6 +145,8 @@ struct Run<'a> {
     run_id: RunId,
     plan: SignalPlan,
     events: EventLoop,
+    /// `--pid-ns`, `--harden`.
+    confinement: Confinement,
     boundary: Box<dyn Isolation>,
     reaper: Reaper,
     watchdog: Option<Watchdog>,
@@ -146,6 +155,8 @@ struct Run<'a> {
     terminal: Terminal,
     /// `--die-with-parent`: the parent's pid (0: outside our pid namespace).
     parent: Option<i32>,
+    /// The parent died: the ladder's polite signal is `--signal` (as tini -p).
+    parent_died: bool,
     /// The ladder has started: a further teardown signal skips the grace.
     tearing_down: bool,
     skip_grace: bool,
@@ -158,6 +169,15 @@ impl Run<'_> {
     /// [`crate::watchdog`]).
     fn start_watchdog(&mut self) -> Result<()> {
         if self.cfg.forces(Compat::NoWatchdog) {
+            return Ok(());
+        }
+        if platform::is_pid_ns_init() {
+            // cg-test's death kills every process of its namespace, the watchdog
+            // included: it could not outlive cg-test to act, so it is not worth a fork.
+            crate::step!(
+                "no watchdog: cg-test is the init of its pid namespace, whose death kills \
+                 every process in it"
+            );
             return Ok(());
         }
         let w = Watchdog::start(&Watch {
@@ -174,13 +194,16 @@ impl Run<'_> {
     }
 
     fn execute(&mut self) -> Result<ExitStatus> {
-        let pid = match self.spawn()? {
-            Spawned::Running { pid } => pid,
+        let (pid, init) = match self.spawn()? {
+            Spawned::Running { pid, init } => (pid, init),
             Spawned::Failed(f) => return spawn_failure_status(f, self.opts.leaf_wanted_by()),
         };
         self.command = Some(pid);
         self.boundary.adopt(pid);
-        self.reaper.watch(pid);
+        match init {
+            Some(init) => self.adopt_init(pid, init)?,
+            None => self.reaper.watch(pid),
+        }
         match self.wait_command(pid)? {
             Ended::Exited(raw) => {
                 self.terminal.reclaim();
@@ -212,13 +235,38 @@ impl Run<'_> {
                 Ok(ExitStatus::TimedOut)
             }
             Ended::Interrupted(sig) => {
-                crate::note!(
-                    "received {}; forwarding it to every process of the run",
-                    signal_name(sig)
-                );
-                self.ladder(sig)?;
+                if !self.parent_died {
+                    crate::note!(
+                        "received {}; forwarding it to every process of the run",
+                        signal_name(sig)
+                    );
+                }
+                self.ladder(self.polite_for(sig))?;
                 Ok(ExitStatus::Interrupted(sig))
             }
+        }
+    }
+
+    /// `--pid-ns`: the command is the child of the namespace's init; its status comes
+    /// from the init's reports, which also wake the event loop.
+    fn adopt_init(&mut self, pid: i32, init: NsInit) -> Result<()> {
+        self.boundary.adopt_init(init.pid());
+        if let Some(fd) = init.status_fd() {
+            self.events
+                .watch(fd)
+                .context("--pid-ns: duplicating the init's report pipe")?;
+        }
+        self.reaper.watch_via_init(pid, init);
+        Ok(())
+    }
+
+    /// The polite signal of a teardown that `sig` started: the signal itself, or after
+    /// the parent's death (taken as SIGTERM) the `--signal` one, as tini -p does.
+    fn polite_for(&self, sig: i32) -> i32 {
+        if self.parent_died {
+            self.cfg.signal
+        } else {
+            sig
         }
     }
 
@@ -248,6 +296,7 @@ impl Run<'_> {
             placement: self.boundary.placement(),
             signals: &self.plan,
             terminal: self.terminal.fd,
+            confinement: &self.confinement,
         })
     }
 
@@ -356,7 +405,12 @@ impl Run<'_> {
             );
             return None;
         }
-        crate::note!("cg-test's parent (pid {parent}) died; tearing the run down as on SIGTERM");
+        crate::note!(
+            "cg-test's parent (pid {parent}) died; sending {} to every process of the run \
+             and tearing it down as on SIGTERM",
+            signal_name(self.cfg.signal)
+        );
+        self.parent_died = true;
         Some(libc::SIGTERM)
     }
 
@@ -393,7 +447,7 @@ impl Run<'_> {
         if interrupted.is_none() {
             report::leaks(&self.leaked, &self.boundary.describe());
         }
-        self.ladder(interrupted.unwrap_or(self.cfg.signal))?;
+        self.ladder(interrupted.map_or(self.cfg.signal, |s| self.polite_for(s)))?;
         Ok(interrupted)
     }
 

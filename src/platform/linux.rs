@@ -41,31 +41,10 @@ struct CloneArgs {
 /// signalfd-based [`SignalSource`] guarantees for the whole run.
 pub fn fork_child(into_cgroup: Option<BorrowedFd<'_>>, _plan: &SignalPlan) -> io::Result<Fork> {
     if let Some(fd) = into_cgroup {
-        let mut args = CloneArgs {
-            flags: CLONE_INTO_CGROUP,
-            exit_signal: libc::SIGCHLD as u64,
-            cgroup: fd.as_raw_fd() as u64,
-            ..CloneArgs::default()
-        };
-        // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of
-        // our address space and returns here with 0. We pass a valid, sized struct.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &mut args as *mut CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
-        match ret {
-            0 => return Ok(Fork::Child { placed: true }),
-            pid if pid > 0 => {
-                return Ok(Fork::Parent {
-                    pid: pid as i32,
-                    placed: true,
-                })
-            }
-            _ => {
-                let err = io::Error::last_os_error();
+        match clone3(CLONE_INTO_CGROUP, Some(fd)) {
+            Ok(0) => return Ok(Fork::Child { placed: true }),
+            Ok(pid) => return Ok(Fork::Parent { pid, placed: true }),
+            Err(err) => {
                 match err.raw_os_error() {
                     // Out of processes or memory: a fork would fail the same way.
                     Some(libc::EAGAIN) | Some(libc::ENOMEM) => return Err(err),
@@ -83,6 +62,35 @@ pub fn fork_child(into_cgroup: Option<BorrowedFd<'_>>, _plan: &SignalPlan) -> io
         0 => Ok(Fork::Child { placed: false }),
         pid => Ok(Fork::Parent { pid, placed: false }),
     }
+}
+
+/// clone3 without CLONE_VM (a fork): 0 in the child, the child's pid in the parent.
+/// `flags` may hold CLONE_INTO_CGROUP (with `cgroup`) and namespace flags.
+///
+/// The child returns with the parent's libc thread state (its cached thread id is the
+/// parent's), so it must only make plain syscalls until it execs or exits: no
+/// `raise`, no pthread functions. cg-test's children (the command before exec, the
+/// pid namespace's init) keep to that.
+pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<i32> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of our
+    // address space and returns here with 0. We pass a valid, sized struct.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret as i32)
 }
 
 /// In the child: ask for SIGKILL when the supervisor dies, then close the race where it

@@ -26,6 +26,10 @@ pub use imp::{
     Pidfd, SignalSource,
 };
 
+/// clone3 with namespace flags, for the Linux-only namespace code (src/namespaces).
+#[cfg(target_os = "linux")]
+pub use imp::clone3;
+
 /// The two sides of a fork.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fork {
@@ -46,6 +50,14 @@ pub struct ProcInfo {
     pub stopped: bool,
     /// Exited but not yet reaped: dead, whatever its table entry says.
     pub zombie: bool,
+}
+
+/// Is cg-test the init (PID 1) of its pid namespace: a container's entrypoint, a
+/// machine's init? Its death then kills every process of the namespace, and it may
+/// signal all of them with kill(-1).
+pub fn is_pid_ns_init() -> bool {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() == 1 }
 }
 
 /// Is this the platform-specific code for Linux?
