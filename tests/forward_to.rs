@@ -90,7 +90,7 @@ fn command_alone_by_default() {
 
 #[test]
 fn group_reaches_the_command_group() {
-    for mode in [Mode::Cgroup, Mode::Pgroup] {
+    for mode in [Mode::Cgroup, Mode::Pgroup, Mode::CgroupPidNs] {
         let got = usr1_reaches("group", mode);
         assert_eq!(
             got,
@@ -106,7 +106,7 @@ fn group_reaches_the_command_group() {
 
 #[test]
 fn all_reaches_every_process_of_the_run() {
-    for mode in [Mode::Cgroup, Mode::Pgroup] {
+    for mode in [Mode::Cgroup, Mode::Pgroup, Mode::PgroupPidNs] {
         let got = usr1_reaches("all", mode);
         assert_eq!(
             got,

@@ -23,6 +23,7 @@ mod leaks;
 mod nested;
 mod parallel;
 mod pdeathsig;
+mod pid_ns;
 mod supervisor_death;
 mod teardown_signals;
 mod token_sweep;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::util::*;
 
 /// Every process of the run must be gone this soon after cg-test was killed.
-const GONE_WITHIN: Duration = Duration::from_secs(1);
+pub(crate) const GONE_WITHIN: Duration = Duration::from_secs(1);
 /// ... and the leaf removed this soon.
 const LEAF_GONE_WITHIN: Duration = Duration::from_secs(2);
 
@@ -40,7 +40,7 @@ enum Moment {
 /// announce), a TERM-ignorer (announces) and a session hopper (whose pid keeps moving,
 /// so it announces nothing; tests find it by its marker). With `exit_after`, the shell
 /// exits once the three announced themselves (the leak case); otherwise it waits.
-fn victims(fx: &Fixture, ready_dir: &Path, exit_after: bool) -> Vec<String> {
+pub(crate) fn victims(fx: &Fixture, ready_dir: &Path, exit_after: bool) -> Vec<String> {
     let mut hopper = fx.clone();
     hopper.ready = None;
     let start = format!(
@@ -57,7 +57,7 @@ fn victims(fx: &Fixture, ready_dir: &Path, exit_after: bool) -> Vec<String> {
     vec!["sh".into(), "-c".into(), format!("{start} {end}")]
 }
 
-fn assert_hopper_alive(marker: &str) {
+pub(crate) fn assert_hopper_alive(marker: &str) {
     wait_for(
         "the hopper to be seen alive",
         Duration::from_secs(5),
@@ -72,7 +72,7 @@ fn assert_hopper_alive(marker: &str) {
 
 /// The victims (and cg-test's watchdog, whose argv is cg-test's and so carries the
 /// marker) must all be gone within [`GONE_WITHIN`] of `killed_at`, and stay gone.
-fn assert_all_gone_soon(marker: &str, killed_at: Instant) {
+pub(crate) fn assert_all_gone_soon(marker: &str, killed_at: Instant) {
     loop {
         // Three empty scans in a row: one scan can miss a hopper mid-fork.
         if (0..3).all(|_| procs::with_marker(marker).is_empty()) {

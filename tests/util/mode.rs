@@ -12,6 +12,10 @@ pub enum Mode {
     Pgroup,
     /// Process group + token sweep without a subreaper (the non-Linux algorithm).
     PgroupNoSubreaper,
+    /// A cgroup leaf, the command in a new pid namespace (`--pid-ns`).
+    CgroupPidNs,
+    /// Process group + subreaper + token sweep, the command in a new pid namespace.
+    PgroupPidNs,
 }
 
 impl Mode {
@@ -27,14 +31,16 @@ impl Mode {
             ],
             Mode::Pgroup => vec!["--isolation", "pgroup"],
             Mode::PgroupNoSubreaper => vec!["--isolation", "pgroup", "--compat", "no-subreaper"],
+            Mode::CgroupPidNs => vec!["--isolation", "cgroup", "--pid-ns"],
+            Mode::PgroupPidNs => vec!["--isolation", "pgroup", "--pid-ns"],
         }
     }
 
     /// The `isolation=` word of the summary line.
     pub fn kind(self) -> &'static str {
         match self {
-            Mode::Cgroup | Mode::CgroupCompat => "cgroup",
-            Mode::Pgroup | Mode::PgroupNoSubreaper => "pgroup",
+            Mode::Cgroup | Mode::CgroupCompat | Mode::CgroupPidNs => "cgroup",
+            Mode::Pgroup | Mode::PgroupNoSubreaper | Mode::PgroupPidNs => "pgroup",
         }
     }
 
@@ -45,6 +51,8 @@ impl Mode {
             Mode::CgroupCompat => "cgcompat",
             Mode::Pgroup => "pgroup",
             Mode::PgroupNoSubreaper => "pgnosub",
+            Mode::CgroupPidNs => "cgpidns",
+            Mode::PgroupPidNs => "pgpidns",
         }
     }
 }
