@@ -254,7 +254,7 @@ fn exit_codes_and_signals_as_without_it() {
     let fx = g.fixture().ready(&ready_dir);
     let mut args = vec!["--pid-ns".to_string(), "--".into()];
     args.extend(fx.argv(&["sleep"]));
-    let mut run = g.start(g.cg_test(&args));
+    let run = g.start(g.cg_test(&args));
     wait_ready(&ready_dir, 1);
     run.signal(libc::SIGUSR1);
     let out = run.finish();
@@ -271,7 +271,7 @@ fn exit_codes_and_signals_as_without_it() {
         "--".into(),
     ];
     args.extend(fx.argv(&["sleep"]));
-    let mut run = g.start(g.cg_test(&args));
+    let run = g.start(g.cg_test(&args));
     wait_ready(&ready_dir, 1);
     run.signal(libc::SIGTERM);
     let out = run.finish_within(Duration::from_secs(20));
