@@ -17,6 +17,7 @@ mod exit_codes;
 mod forward_signals;
 mod forward_to;
 mod gc;
+mod harden;
 mod idle;
 mod leaf;
 mod leaks;
