@@ -408,3 +408,37 @@ fn without_the_privilege_it_refuses() {
     assert_no_survivors(g.marker());
     assert_no_leaf(out.pid);
 }
+
+/// cg-test as the init of a pid namespace (a container's entrypoint), in the pgroup
+/// mode: it starts no watchdog (its death kills the namespace anyway), and the kill of
+/// the ladder is kill(-1, SIGKILL), which reaches every process of the namespace, and
+/// says so with -v.
+#[test]
+fn as_pid_1_the_pgroup_kill_is_kill_minus_one() {
+    let g = Guard::new("pidns_pid1");
+    let ready_dir = g.subdir("ready");
+    let late = g.path("late");
+    let fx = g.fixture().ready(&ready_dir).late(&late, LATE_SECS);
+    let script = format!(
+        "{} ; {} & wait",
+        fx.sh(&["daemon", "--exit", "0"]),
+        fx.sh(&["ignore-term"])
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child", CG_TEST])
+        .args(["-v", "--isolation", "pgroup", "-t", "1s", "-k", "1s", "--"])
+        .args(["sh", "-c", &script]);
+    let run = g.start(cmd);
+    let ready = wait_ready(&ready_dir, 2);
+    assert_alive_with_marker(&host_pids(&ready, g.marker()), g.marker());
+    let out = run.finish();
+    out.assert_code(124);
+    for line in [
+        "no watchdog: cg-test is the init of its pid namespace",
+        "kill(-1, SIGKILL): cg-test is the init of its pid namespace",
+    ] {
+        assert!(out.stderr.contains(line), "{line:?}; stderr:\n{}", out.stderr);
+    }
+    assert_no_survivors(g.marker());
+    assert_late_never(&late, late_due(&ready, LATE_SECS));
+}
