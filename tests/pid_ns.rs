@@ -437,7 +437,11 @@ fn as_pid_1_the_pgroup_kill_is_kill_minus_one() {
         "no watchdog: cg-test is the init of its pid namespace",
         "kill(-1, SIGKILL): cg-test is the init of its pid namespace",
     ] {
-        assert!(out.stderr.contains(line), "{line:?}; stderr:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(line),
+            "{line:?}; stderr:\n{}",
+            out.stderr
+        );
     }
     assert_no_survivors(g.marker());
     assert_late_never(&late, late_due(&ready, LATE_SECS));
