@@ -768,13 +768,19 @@ scn_pid_ns() {
         cgt=$(cg_test_pid "$m")
         [[ -n $cgt && $(wc -w <<<"$cgt") == 1 ]] || fail "cannot tell cg-test's host pid: '$cgt'"
         [[ $(victim_pids "$m" | wc -l) == 2 ]] || fail "the 2 victims are not alive: $(victim_pids "$m")"
+        local leaf
+        leaf=$(find "$CGDIR" -mindepth 1 -maxdepth 1 -type d -name 'cg-test-*')
+        [[ -n $leaf && -e $leaf/cgroup.events ]] || fail "no cg-test leaf in $CGDIR while the run goes on"
         kill -KILL "$cgt"
         end=$(awk -v t="$(now)" 'BEGIN { printf "%.2f", t + 1 }')
-        while [[ -n $(victim_pids "$m") ]]; do
+        # Every process of the run is in the leaf: `populated 0` means all are dead (one
+        # read per check, so the check's own cost does not eat the second).
+        while grep -q '^populated 1' "$leaf/cgroup.events"; do
             [[ $(awk -v e="$end" -v t="$(now)" 'BEGIN { print (t > e) }') == 1 ]] &&
-                fail "victims alive 1 s after cg-test was SIGKILLed: $(victim_pids "$m")"
-            sleep 0.05
+                fail "the run's processes alive 1 s after cg-test was SIGKILLed: $(tr '\n' ' ' <"$leaf/cgroup.procs")"
+            sleep 0.02
         done
+        [[ -z $(victim_pids "$m") ]] || fail "victims alive after their leaf emptied: $(victim_pids "$m")"
         wait "$EXECPID"
         expect_line "$X/pidns.err" 'as pid 2 of a new pid namespace whose init is pid'
         note "SIGKILL of cg-test (host pid $cgt), no watchdog: the namespace took the run with it"
