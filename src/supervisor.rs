@@ -171,9 +171,12 @@ impl Run<'_> {
         if self.cfg.forces(Compat::NoWatchdog) {
             return Ok(());
         }
-        if platform::is_pid_ns_init() {
-            // cg-test's death kills every process of its namespace, the watchdog
-            // included: it could not outlive cg-test to act, so it is not worth a fork.
+        // SAFETY: getpid cannot fail.
+        let supervisor = unsafe { libc::getpid() };
+        if supervisor == 1 {
+            // The init of its pid namespace (a container's entrypoint): cg-test's death
+            // kills every process of the namespace, the watchdog included, so it could
+            // not outlive cg-test to act; it is not worth a fork.
             crate::step!(
                 "no watchdog: cg-test is the init of its pid namespace, whose death kills \
                  every process in it"
@@ -181,8 +184,7 @@ impl Run<'_> {
             return Ok(());
         }
         let w = Watchdog::start(&Watch {
-            // SAFETY: getpid cannot fail.
-            supervisor: unsafe { libc::getpid() },
+            supervisor,
             leaf: self.boundary.leaf_path(),
             run_id: self.run_id.clone(),
             opts: self.opts.clone(),
