@@ -31,7 +31,7 @@ use crate::run_id::RunId;
 use crate::snapshot::{self, Cause, Snapshots};
 use crate::spawn::{self, SpawnFailure, SpawnRequest, Spawned};
 use crate::usage::{self, Usage};
-use crate::watchdog::{Watch, Watchdog};
+use crate::watchdog::{ReportSpec, Watch, Watchdog};
 
 /// Run the configured command to completion and report what happened. An `Err` is
 /// cg-test's own failure before the command could start; a failure after it is an
@@ -62,6 +62,8 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     let boundary = isolation::select(&opts, &run_id)?;
     let mut run = Run {
         cfg,
+        started,
+        started_at,
         opts,
         run_id,
         plan,
@@ -149,6 +151,8 @@ enum Ended {
 
 struct Run<'a> {
     cfg: &'a Config,
+    started: Instant,
+    started_at: SystemTime,
     opts: Options,
     run_id: RunId,
     plan: SignalPlan,
@@ -185,6 +189,13 @@ impl Run<'_> {
             leaf: self.boundary.cgroup_dir().map(Path::to_path_buf),
             run_id: self.run_id.clone(),
             opts: self.opts.clone(),
+            report: self.cfg.report.clone().map(|path| ReportSpec {
+                path,
+                command: self.cfg.command.clone(),
+                started_at: self.started_at,
+                started: self.started,
+                isolation: self.boundary.kind(),
+            }),
         })?;
         self.boundary.ignore(w.pid());
         self.reaper.watch_helper(w.pid());
