@@ -782,7 +782,7 @@ scn_pid_ns() {
         done
         [[ -z $(victim_pids "$m") ]] || fail "victims alive after their leaf emptied: $(victim_pids "$m")"
         wait "$EXECPID"
-        expect_line "$X/pidns.err" 'as pid 2 of a new pid namespace whose init is pid'
+        expect_line "$X/pidns.err" 'is pid 2 of a new pid namespace whose init is pid'
         note "SIGKILL of cg-test (host pid $cgt), no watchdog: the namespace took the run with it"
         LEAF_EXPECTED=left
     fi

@@ -4,6 +4,7 @@
 //! flag and exit 125 (see `main.rs`).
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -59,8 +60,9 @@ was stopped by signal N; 123 leaked with --fail-on-leak; 124 timeout; 125 cg-tes
 error; 126 command not executable; 127 command not found.\n\n\
 Tools (as the first argument): `cg-test gc [--dry-run] [PATH]` kills and removes the \
 cgroup leaves of runs whose cg-test is gone; `cg-test doctor [--json]` shows what this \
-host offers and what --isolation auto would pick. To run a program named gc or doctor, \
-write `cg-test -- gc`."
+host offers and what --isolation auto would pick; `cg-test completions SHELL` prints a \
+shell completion script; `cg-test manpage` prints the man page. To run a program named \
+like a tool, write `cg-test -- gc`."
 )]
 pub struct Args {
     /// Hard wall-clock limit (90s, 15m, 1h30m, 500ms; a bare number is seconds; 0 = none).
@@ -71,7 +73,8 @@ pub struct Args {
     #[arg(short = 'k', long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     pub kill_after: Duration,
 
-    /// The polite signal sent to every process of the run first (TERM, SIGTERM or 15).
+    /// The polite signal sent to every process of the run first (TERM, SIGTERM or 15;
+    /// on Linux also RTMIN+N and RTMAX-N).
     #[arg(short = 's', long, value_name = "SIGNAL", value_parser = parse_signal, default_value = "TERM")]
     pub signal: i32,
 
@@ -110,6 +113,11 @@ pub struct Args {
     /// needs CAP_SYS_ADMIN and a cgroup leaf).
     #[arg(long)]
     pub harden: bool,
+
+    /// Write the whole run as JSON to FILE (atomically, on every path; the schema is
+    /// in docs/REPORT.md). Checked before the command starts.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 
     /// Say nothing but errors and leaks.
     #[arg(short, long, conflicts_with = "verbose")]
@@ -167,24 +175,73 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
+/// `cg-test completions SHELL`: a completion script generated from the clap definitions.
+#[derive(Parser, Debug)]
+#[command(
+    name = "completions",
+    bin_name = "cg-test completions",
+    about = "Print a completion script for SHELL on stdout, generated from cg-test's own \
+             flag definitions (e.g. cg-test completions bash > /etc/bash_completion.d/cg-test)."
+)]
+pub struct CompletionsArgs {
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+/// The shells `cg-test completions` writes scripts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    #[value(name = "powershell")]
+    PowerShell,
+}
+
+/// `cg-test manpage`: the man page (roff), generated from the clap definitions.
+#[derive(Parser, Debug)]
+#[command(
+    name = "manpage",
+    bin_name = "cg-test manpage",
+    about = "Print cg-test's man page (roff) on stdout, generated from its own flag \
+             definitions (e.g. cg-test manpage > /usr/local/share/man/man1/cg-test.1)."
+)]
+pub struct ManpageArgs {}
+
 /// What the command line asks for: a run, or one of the tools.
 #[derive(Debug)]
 pub enum Invocation {
     Run(Args),
     Gc(GcArgs),
     Doctor(DoctorArgs),
+    Completions(CompletionsArgs),
+    Manpage(ManpageArgs),
 }
 
 /// Parse argv. A tool is recognised only as the very first argument, so `cg-test -- gc`
-/// and `cg-test -t 5s gc` still run a program named gc (doctor likewise).
+/// and `cg-test -t 5s gc` still run a program named gc (the other tools likewise).
 pub fn parse(args: Vec<OsString>) -> Result<Invocation, clap::Error> {
-    if args.get(1).is_some_and(|a| a == "gc") {
-        return GcArgs::try_parse_from(args.into_iter().skip(1)).map(Invocation::Gc);
+    let tool = || args.iter().skip(1).cloned();
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("gc") => GcArgs::try_parse_from(tool()).map(Invocation::Gc),
+        Some("doctor") => DoctorArgs::try_parse_from(tool()).map(Invocation::Doctor),
+        Some("completions") => CompletionsArgs::try_parse_from(tool()).map(Invocation::Completions),
+        Some("manpage") => ManpageArgs::try_parse_from(tool()).map(Invocation::Manpage),
+        _ => Args::try_parse_from(args).map(Invocation::Run),
     }
-    if args.get(1).is_some_and(|a| a == "doctor") {
-        return DoctorArgs::try_parse_from(args.into_iter().skip(1)).map(Invocation::Doctor);
-    }
-    Args::try_parse_from(args).map(Invocation::Run)
+}
+
+/// The whole command line as one clap command, the tools as its subcommands: only for
+/// generating completions and the man page (the parsing above dispatches by hand, so
+/// that a command after the options can never be taken for a tool).
+pub fn documented_command() -> clap::Command {
+    use clap::CommandFactory;
+    Args::command()
+        .subcommand(GcArgs::command().bin_name("gc"))
+        .subcommand(DoctorArgs::command().bin_name("doctor"))
+        .subcommand(CompletionsArgs::command().bin_name("completions"))
+        .subcommand(ManpageArgs::command().bin_name("manpage"))
 }
 
 /// A compatibility path a test can force on a kernel that would not need it.
@@ -240,6 +297,8 @@ pub struct Config {
     pub harden: bool,
     pub verbosity: Verbosity,
     pub compat: Vec<Compat>,
+    /// `--report FILE`, checked writable.
+    pub report: Option<PathBuf>,
 }
 
 impl Config {
@@ -255,6 +314,9 @@ impl Config {
                 "--harden keeps the command inside its cgroup leaf, which --isolation pgroup \
                  does not make; use --isolation auto or cgroup, or drop --harden"
             );
+        }
+        if let Some(path) = &args.report {
+            crate::report::json::check_writable(path)?;
         }
         let verbosity = if args.quiet {
             Verbosity::Quiet
@@ -278,6 +340,7 @@ impl Config {
             harden: args.harden,
             verbosity,
             compat: args.compat,
+            report: args.report,
         })
     }
 
@@ -385,30 +448,140 @@ pub const SIGNALS: &[(&str, i32)] = &[
     ("SYS", libc::SIGSYS),
 ];
 
-/// Parse a signal given as `TERM`, `SIGTERM`, `term` or `15`.
+/// Signals only Linux has, with the names it prints for them.
+#[cfg(target_os = "linux")]
+const PLATFORM_SIGNALS: &[(&str, i32)] = &[("STKFLT", libc::SIGSTKFLT), ("PWR", libc::SIGPWR)];
+#[cfg(not(target_os = "linux"))]
+const PLATFORM_SIGNALS: &[(&str, i32)] = &[];
+
+/// Other names for signals above: accepted, never printed (`kill -l` prints the first
+/// name, and so does cg-test).
+#[cfg(target_os = "linux")]
+const ALIASES: &[(&str, i32)] = &[
+    ("IOT", libc::SIGIOT),
+    ("POLL", libc::SIGPOLL),
+    ("CLD", libc::SIGCHLD),
+];
+#[cfg(not(target_os = "linux"))]
+const ALIASES: &[(&str, i32)] = &[("IOT", libc::SIGIOT)];
+
+/// The real-time signals, SIGRTMIN..=SIGRTMAX, where the system has them. The C
+/// library decides the bounds at run time (glibc keeps the first two for its threads,
+/// musl three), so they are read, never hard-coded.
+#[cfg(target_os = "linux")]
+fn realtime_range() -> Option<(i32, i32)> {
+    Some((libc::SIGRTMIN(), libc::SIGRTMAX()))
+}
+#[cfg(not(target_os = "linux"))]
+fn realtime_range() -> Option<(i32, i32)> {
+    None
+}
+
+/// The number of a named signal (without `SIG`, upper case), aliases included.
+fn named_signal(name: &str) -> Option<i32> {
+    SIGNALS
+        .iter()
+        .chain(PLATFORM_SIGNALS)
+        .chain(ALIASES)
+        .find(|&&(n, _)| n == name)
+        .map(|&(_, num)| num)
+}
+
+/// Parse `RTMIN`, `RTMIN+n`, `RTMAX` or `RTMAX-n` (upper case, without `SIG`). None
+/// when `name` is not of that form; an error when it is but names no real-time signal
+/// here.
+fn parse_realtime(name: &str) -> Option<Result<i32, String>> {
+    let (base, rest, sign) = if let Some(rest) = name.strip_prefix("RTMIN") {
+        ("RTMIN", rest, 1)
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        ("RTMAX", rest, -1)
+    } else {
+        return None;
+    };
+    let Some((min, max)) = realtime_range() else {
+        return Some(Err(format!(
+            "{base}: this system has no real-time signals; use a name like TERM or a number"
+        )));
+    };
+    let step = if sign > 0 { '+' } else { '-' };
+    let offset = if rest.is_empty() {
+        0
+    } else {
+        let digits = rest
+            .strip_prefix(step)
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        match digits.and_then(|n| n.parse::<i32>().ok()) {
+            Some(n) => n,
+            None => {
+                return Some(Err(format!(
+                    "expected {base}, or {base}{step}N with a number N, e.g. RTMIN+3 or RTMAX-1"
+                )))
+            }
+        }
+    };
+    let sig = if sign > 0 { min + offset } else { max - offset };
+    if (min..=max).contains(&sig) {
+        Some(Ok(sig))
+    } else {
+        Some(Err(format!(
+            "{name} is outside the real-time signals here (RTMIN+0..RTMIN+{n} = {min}..{max})",
+            n = max - min
+        )))
+    }
+}
+
+/// Parse a signal given as `TERM`, `SIGTERM`, `term` or `15`; also the aliases `IOT`,
+/// and on Linux `POLL`, `CLD` and the real-time signals `RTMIN`, `RTMIN+n`, `RTMAX`,
+/// `RTMAX-n`.
 pub fn parse_signal(s: &str) -> Result<i32, String> {
     let upper = s.trim().to_ascii_uppercase();
     if let Ok(n) = upper.parse::<i32>() {
-        if SIGNALS.iter().any(|&(_, num)| num == n) {
+        let realtime = realtime_range().is_some_and(|(min, max)| (min..=max).contains(&n));
+        if realtime || named_signal_number(n) {
             return Ok(n);
         }
         return Err(format!("{n} is not a signal number cg-test can send"));
     }
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    SIGNALS
-        .iter()
-        .find(|&&(n, _)| n == name)
-        .map(|&(_, num)| num)
-        .ok_or_else(|| "expected a signal name or number like TERM, SIGINT, KILL or 15".into())
+    if let Some(sig) = named_signal(name) {
+        return Ok(sig);
+    }
+    parse_realtime(name).unwrap_or_else(|| {
+        Err("expected a signal name or number like TERM, SIGINT, KILL, RTMIN+3 or 15".into())
+    })
 }
 
-/// The short name of a signal number (`TERM`), or the number itself.
-pub fn signal_name(sig: i32) -> String {
+fn named_signal_number(n: i32) -> bool {
     SIGNALS
         .iter()
+        .chain(PLATFORM_SIGNALS)
+        .any(|&(_, num)| num == n)
+}
+
+/// The name of a signal number (`SIGTERM`, `SIGRTMIN+3`), or the number itself.
+/// Real-time signals are named from the nearer end of their range, as `kill -l` does.
+pub fn signal_name(sig: i32) -> String {
+    if let Some(&(name, _)) = SIGNALS
+        .iter()
+        .chain(PLATFORM_SIGNALS)
         .find(|&&(_, n)| n == sig)
-        .map(|&(name, _)| format!("SIG{name}"))
-        .unwrap_or_else(|| sig.to_string())
+    {
+        return format!("SIG{name}");
+    }
+    match realtime_range() {
+        Some((min, max)) if (min..=max).contains(&sig) => {
+            if sig == min {
+                "SIGRTMIN".into()
+            } else if sig == max {
+                "SIGRTMAX".into()
+            } else if sig - min <= max - sig {
+                format!("SIGRTMIN+{}", sig - min)
+            } else {
+                format!("SIGRTMAX-{}", max - sig)
+            }
+        }
+        _ => sig.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -479,6 +652,28 @@ mod tests {
     }
 
     #[test]
+    fn completions_and_manpage_are_tools_only_first() {
+        let c = parse(
+            ["cg-test", "completions", "bash"]
+                .map(OsString::from)
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(matches!(c, Invocation::Completions(_)));
+        let m = parse(["cg-test", "manpage"].map(OsString::from).to_vec()).unwrap();
+        assert!(matches!(m, Invocation::Manpage(_)));
+        let run = parse(["cg-test", "--", "manpage"].map(OsString::from).to_vec()).unwrap();
+        assert!(matches!(run, Invocation::Run(a) if a.command == ["manpage"]));
+        assert!(parse(
+            ["cg-test", "completions", "tcsh"]
+                .map(OsString::from)
+                .to_vec()
+        )
+        .is_err());
+        documented_command().debug_assert();
+    }
+
+    #[test]
     fn signals() {
         assert_eq!(parse_signal("TERM"), Ok(libc::SIGTERM));
         assert_eq!(parse_signal("SIGTERM"), Ok(libc::SIGTERM));
@@ -489,5 +684,75 @@ mod tests {
         assert!(parse_signal("0").is_err());
         assert!(parse_signal("999").is_err());
         assert_eq!(signal_name(libc::SIGINT), "SIGINT");
+    }
+
+    #[test]
+    fn signal_aliases() {
+        assert_eq!(parse_signal("IOT"), Ok(libc::SIGABRT));
+        assert_eq!(parse_signal("SIGIOT"), Ok(libc::SIGABRT));
+        // An alias is accepted but the signal keeps its first name.
+        assert_eq!(signal_name(libc::SIGIOT), "SIGABRT");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_signal_names() {
+        assert_eq!(parse_signal("POLL"), Ok(libc::SIGIO));
+        assert_eq!(parse_signal("sigpoll"), Ok(libc::SIGIO));
+        assert_eq!(parse_signal("CLD"), Ok(libc::SIGCHLD));
+        assert_eq!(parse_signal("PWR"), Ok(libc::SIGPWR));
+        assert_eq!(parse_signal("SIGPWR"), Ok(libc::SIGPWR));
+        assert_eq!(parse_signal("STKFLT"), Ok(libc::SIGSTKFLT));
+        assert_eq!(parse_signal("16"), Ok(libc::SIGSTKFLT));
+        assert_eq!(signal_name(libc::SIGIO), "SIGIO");
+        assert_eq!(signal_name(libc::SIGCHLD), "SIGCHLD");
+        assert_eq!(signal_name(libc::SIGPWR), "SIGPWR");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn realtime_signals() {
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        assert!(min > 31 && max > min, "{min}..{max}");
+        assert_eq!(parse_signal("RTMIN"), Ok(min));
+        assert_eq!(parse_signal("SIGRTMIN"), Ok(min));
+        assert_eq!(parse_signal("rtmin+3"), Ok(min + 3));
+        assert_eq!(parse_signal("SIGRTMIN+0"), Ok(min));
+        assert_eq!(parse_signal("RTMAX"), Ok(max));
+        assert_eq!(parse_signal("RTMAX-2"), Ok(max - 2));
+        assert_eq!(parse_signal(&format!("RTMIN+{}", max - min)), Ok(max));
+        assert_eq!(parse_signal(&(min + 3).to_string()), Ok(min + 3));
+        for bad in [
+            "RTMIN-1",
+            "RTMAX+1",
+            "RTMIN+",
+            "RTMIN+x",
+            "RTMIN3",
+            "RTMIN++3",
+            "RTMIN+-3",
+            "RTMAX--1",
+            "RTMAX-999",
+        ] {
+            assert!(parse_signal(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(parse_signal(&format!("RTMIN+{}", max - min + 1)).is_err());
+        assert!(parse_signal(&(max + 1).to_string()).is_err());
+        assert_eq!(signal_name(min), "SIGRTMIN");
+        assert_eq!(signal_name(min + 3), "SIGRTMIN+3");
+        assert_eq!(signal_name(max - 2), "SIGRTMAX-2");
+        assert_eq!(signal_name(max), "SIGRTMAX");
+        // Every real-time name parses back to its number.
+        for sig in min..=max {
+            let name = signal_name(sig);
+            assert_eq!(parse_signal(&name), Ok(sig), "{name}");
+        }
+    }
+
+    #[test]
+    fn signal_names_round_trip() {
+        for &(_, sig) in SIGNALS.iter().chain(PLATFORM_SIGNALS) {
+            assert_eq!(parse_signal(&signal_name(sig)), Ok(sig));
+            assert_eq!(parse_signal(&sig.to_string()), Ok(sig));
+        }
     }
 }

@@ -17,8 +17,10 @@ pub mod namespaces;
 pub mod platform;
 pub mod report;
 pub mod run_id;
+pub mod snapshot;
 pub mod spawn;
 pub mod supervisor;
+pub mod usage;
 pub mod watchdog;
 
 pub use cli::Config;

@@ -226,10 +226,8 @@ fn spawn_via_init(
         ));
     };
     handle.go_ahead();
-    crate::step!(
-        "spawned pid {pid} ({}) as pid {ns_pid} of a new pid namespace whose init is pid {init}",
-        how(placed)
-    );
+    crate::step!("spawned pid {pid} ({})", how(placed));
+    crate::step!("pid {pid} is pid {ns_pid} of a new pid namespace whose init is pid {init}");
     if let Some(tty) = req.terminal {
         // SAFETY: tcsetpgrp on our terminal with SIGTTOU blocked; the child does the
         // same, so either order works.

@@ -9,8 +9,10 @@
 
 mod util;
 
+mod annotations;
 mod bad_input;
 mod core_reliability;
+mod docs_tools;
 mod doctor;
 mod escape;
 mod exit_codes;
@@ -18,6 +20,7 @@ mod forward_signals;
 mod forward_to;
 mod gc;
 mod harden;
+mod hygiene;
 mod idle;
 mod leaf;
 mod leaks;
@@ -25,9 +28,14 @@ mod nested;
 mod parallel;
 mod pdeathsig;
 mod pid_ns;
+mod polite_signal;
+mod report_file;
+mod snapshot;
+mod stopped_terminal;
 mod supervisor_death;
 mod teardown_signals;
 mod token_sweep;
 mod transparency;
 mod tty;
 mod unprivileged;
+mod usage;

@@ -59,7 +59,7 @@ fn sigkill_without_watchdog(mode: Mode, pid_ns: bool) {
     if pid_ns {
         args.push("--pid-ns".into());
     }
-    args.extend(["-v", "--compat", "no-watchdog", "--"].map(String::from));
+    args.extend(["--compat", "no-watchdog", "--"].map(String::from));
     let mut command = victims(&fx, &ready_dir, false);
     // Survivors of the control must not hold the pipes the test reads cg-test's
     // output from, or collecting it would wait for their end.
@@ -101,7 +101,18 @@ fn sigkill_without_watchdog(mode: Mode, pid_ns: bool) {
              ({victims:?}); stderr:\n{}",
             out.stderr
         );
-        // The guard kills them by their marker.
+        // The control's survivors: ours by their marker, killed by pid (the hopper's
+        // pid moves, so until a scan finds none).
+        wait_for(
+            "the control's survivors to die",
+            Duration::from_secs(10),
+            || {
+                let left = procs::with_marker(g.marker());
+                left.iter().for_each(|&p| procs::kill(p, libc::SIGKILL));
+                left.is_empty().then_some(())
+            },
+        );
+        assert_no_survivors(g.marker());
     }
     // No watchdog: the (empty) leaf of a cgroup run stays for `cg-test gc`; remove it.
     for leaf in cgroup::leaves_of(out.pid) {
@@ -296,7 +307,7 @@ fn timeout(mode: Mode) {
         fx.sh(&["ignore-term"])
     );
     let mut args: Vec<String> = mode.args().iter().map(|s| s.to_string()).collect();
-    args.extend(["-v", "-t", "1s", "-k", "1s", "--", "sh", "-c", &script].map(String::from));
+    args.extend(["-t", "1s", "-k", "1s", "--", "sh", "-c", &script].map(String::from));
     let run = g.start(g.cg_test(&args));
     let ready = wait_ready(&ready_dir, 2);
     assert_alive_with_marker(&host_pids(&ready, g.marker()), g.marker());

@@ -13,7 +13,7 @@ f="$FIX --marker $m --life 40 --ready $ready --late $late --late-after 8"
 t0=$(now_cs)
 $CGT --pid-ns -t 2s -k 1s -- sh -c "$f daemon --exit 0; $f ignore-term & wait" 2>"$T/err1"
 expect_rc $? 124 "cg-test --pid-ns -t 2s"
-expect_line "$T/err1" 'as pid 2 of a new pid namespace whose init is pid'
+expect_line "$T/err1" 'is pid 2 of a new pid namespace whose init is pid'
 expect_paths "$T/err1"
 expect_done "$T/err1" timeout 124
 [ "$(count_files "$ready")" -ge 2 ] || fail "the victims never started"
