@@ -394,35 +394,11 @@ pub fn v1_hierarchy_names(mounts: &[CgroupMount]) -> Vec<String> {
     names
 }
 
+/// Shared with the limits (src/isolation/limits.rs), which refuse a controller bound to v1.
+pub use crate::cgroupfs::v1_bound_controllers;
+
 /// The cgroup v2 controllers a user wants a leaf to have (limits, accounting).
 const USUAL_CONTROLLERS: &[&str] = &["cpu", "io", "memory", "pids"];
-
-/// Controllers bound to a v1 hierarchy, by their v2 names, from /proc/cgroups
-/// (`subsys hierarchy num_cgroups enabled`; hierarchy 0 means v2 or unbound). v1
-/// controllers without a v2 counterpart (devices, freezer, net_cls, ...) are left out.
-pub fn v1_bound_controllers(proc_cgroups: &str) -> Vec<String> {
-    let mut out: Vec<String> = proc_cgroups
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (name, hierarchy, enabled) = (f.first()?, f.get(1)?, f.get(3)?);
-            if *hierarchy == "0" || *enabled != "1" {
-                return None;
-            }
-            let v2 = match *name {
-                "cpu" | "cpuacct" => "cpu",
-                "blkio" => "io",
-                "cpuset" | "memory" | "pids" | "hugetlb" | "rdma" | "misc" => name,
-                _ => return None,
-            };
-            Some(v2.to_string())
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
 
 /// What a leaf below our cgroup could get, and why not the usual ones.
 ///

@@ -23,6 +23,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::cli::{signal_name, Compat, Config};
 use crate::events::{EventLoop, SignalPlan, FORWARD_SIGNALS, TEARDOWN_SIGNALS};
 use crate::exit::ExitStatus;
+use crate::isolation::limits::{human_size, LimitEvents};
 use crate::isolation::{self, send, Isolation, Mode, Options, Reaper, Target, Unavailable};
 use crate::platform::{self, SignalSource};
 use crate::report::{self, LeakedProcess, Outcome};
@@ -72,6 +73,9 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         leaked: Vec::new(),
     };
     let result = run.start_watchdog().and_then(|()| run.execute());
+    if let Ok(status) = &result {
+        run.report_limits(*status);
+    }
     let finished = run.finish();
     if finished.is_ok() {
         if let Some(w) = run.watchdog.take() {
@@ -166,6 +170,7 @@ impl Run<'_> {
             leaf: self.boundary.leaf_path(),
             run_id: self.run_id.clone(),
             opts: self.opts.clone(),
+            limits: self.boundary.limits_undo(),
         })?;
         self.boundary.ignore(w.pid());
         self.reaper.watch_helper(w.pid());
@@ -228,6 +233,13 @@ impl Run<'_> {
     fn spawn(&mut self) -> Result<Spawned> {
         let spawned = self.spawn_once()?;
         if let Spawned::Failed(SpawnFailure::PlacementDenied(why)) = &spawned {
+            if let (Some(l), false) = (&self.opts.limits, self.opts.may_fall_back()) {
+                bail!(
+                    "{}: the command could not enter the run's leaf, and limits need one: \
+                     {why}; or pass --limits best-effort to run without limits",
+                    l.flags()
+                );
+            }
             if self.opts.mode == Mode::Auto && self.boundary.kind() == "cgroup" {
                 let why = Unavailable(why.clone());
                 self.boundary.release()?;
@@ -450,6 +462,46 @@ impl Run<'_> {
             unsafe { libc::raise(libc::SIGSTOP) };
         }
         self.boundary.kill_all(&mut self.reaper)
+    }
+
+    /// The limits' step, once the run is over and before its leaf goes: what the OOM
+    /// killer and `pids.max` did, from the leaf's counters. An OOM kill is always said
+    /// (like a leak): a test runner's worker that vanished needs a reason.
+    fn report_limits(&mut self, status: ExitStatus) {
+        let (Some(limits), Some(leaf)) = (self.boundary.limits(), self.boundary.leaf_path()) else {
+            return;
+        };
+        let ev = LimitEvents::read(&leaf, limits);
+        if ev.oom_kills > 0 {
+            let max = limits.memory_max.map(human_size).unwrap_or_default();
+            // The command died of SIGKILL that cg-test did not send (it only kills on a
+            // timeout, a signal or a leak, and then reports that status instead).
+            // After a timeout or a signal the command's own end is not known.
+            let command = match (self.command, status) {
+                (Some(pid), ExitStatus::Signaled(libc::SIGKILL)) => {
+                    format!("; the command (pid {pid}) was one of them")
+                }
+                (
+                    Some(pid),
+                    ExitStatus::Signaled(_) | ExitStatus::Exited(_) | ExitStatus::Leaked,
+                ) => {
+                    format!("; the command (pid {pid}) was not one of them")
+                }
+                _ => String::new(),
+            };
+            report::line(format_args!(
+                "out of memory: the kernel's OOM killer killed {} process(es) of the run at \
+                 memory.max {max}{command}",
+                ev.oom_kills
+            ));
+        }
+        if ev.pids_refused > 0 {
+            crate::note!(
+                "the run reached pids.max {}: {} fork(s) or clone(s) failed with EAGAIN",
+                limits.pids_max.unwrap_or_default(),
+                ev.pids_refused
+            );
+        }
     }
 
     /// Teardown that runs on every path: nothing alive, boundary removed, terminal

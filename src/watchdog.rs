@@ -13,7 +13,9 @@
 //! once and without the polite round: freeze, kill and remove the leaf (with what a
 //! nested run made below it), then a stop-the-world sweep for the run's
 //! `CG_TEST_RUN_ID` token (the pgroup mode's processes, and any process that moved out
-//! of the leaf), and exits.
+//! of the leaf), puts back what the run's limits changed in cg-test's own cgroup (the
+//! controllers cg-test enabled there, if no other limited run uses them; itself back
+//! out of cg-test's own leaf, which it then removes), and exits.
 //!
 //! When the run ends normally, cg-test SIGKILLs the watchdog and reaps it before
 //! exiting (it is cg-test's child), so it never acts on a run that is already torn
@@ -25,7 +27,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::isolation::{self, cgroup, pgroup::ProcessGroup, Isolation, Options, Reaper};
+use crate::isolation::{self, cgroup, limits, pgroup::ProcessGroup, Isolation, Options, Reaper};
 use crate::platform;
 use crate::run_id::RunId;
 
@@ -39,6 +41,9 @@ pub struct Watch {
     /// The run's id (its token is `CG_TEST_RUN_ID=<id>`).
     pub run_id: RunId,
     pub opts: Options,
+    /// What the limits changed in cg-test's own cgroup. The watchdog is born in
+    /// cg-test's own leaf when cg-test moved there, and moves itself back.
+    pub limits: Option<limits::Undo>,
 }
 
 /// cg-test's handle on its watchdog: the pid, and the pipe's write end.
@@ -180,18 +185,30 @@ fn tear_down(w: &Watch) {
             crate::note!("watchdog: {e:#}");
         }
     }
-    if killed.is_empty() && removed.is_none() {
+    // Only after the run's leaf is gone: the controllers, and cg-test's own leaf.
+    let restored = w
+        .limits
+        .as_ref()
+        .and_then(|u| match limits::restore_after_death(u) {
+            Ok(r) => r.describe(u),
+            Err(e) => {
+                crate::note!("watchdog: {e:#}");
+                None
+            }
+        });
+    if killed.is_empty() && removed.is_none() && restored.is_none() {
         return;
     }
     for (pid, cmd) in &killed {
         crate::step!("watchdog: killed pid {pid} ({cmd})");
     }
     crate::report::line(format_args!(
-        "watchdog: cg-test (pid {}) is gone; killed {} process(es) of its run{}",
+        "watchdog: cg-test (pid {}) is gone; killed {} process(es) of its run{}{}",
         w.supervisor,
         killed.len(),
         removed
             .map(|l| format!(" and removed {}", l.display()))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        restored.map(|r| format!("; {r}")).unwrap_or_default()
     ));
 }
