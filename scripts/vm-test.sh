@@ -11,7 +11,8 @@
 #      cg-test as the machine's PID 1;
 #   5. reads the results from the serial console, prints them, what the VM cannot
 #      check, and a closing line `N passed, N failed`.
-# Exits non-zero on any failure, a guest that does not finish in time, or a missing tool.
+# Exits non-zero on any failure, a skipped scenario (unless VMTEST_ALLOW_SKIP=1), a guest
+# that does not finish in time, or a missing tool.
 #
 # Usage: scripts/vm-test.sh [SCENARIO-GLOB]
 #   SCENARIO-GLOB  run only the suite scenarios whose file name matches (e.g. '1*'), and
@@ -20,12 +21,16 @@
 #   VMTEST_BUDGET=570     seconds the whole lane may take, install and build included
 #   VMTEST_SUITE_TIMEOUT=360  VMTEST_PID1_TIMEOUT=90   limits per boot, in seconds
 #   VMTEST_KEEP=1         keep the work directory (vm-work/run.PID: initramfs, consoles)
+#   VMTEST_ALLOW_SKIP=1   a scenario that skips itself (a missing tool) is reported but
+#                         not counted as a failure; by default every skip is a failure,
+#                         since CI must not pass a lane whose required scenarios never ran
 # Needs root (apt-get, device nodes in the initramfs).
 set -euo pipefail
 shopt -s nullglob
 
 started=$SECONDS
 budget=${VMTEST_BUDGET:-570}
+allow_skip=${VMTEST_ALLOW_SKIP:-0}
 suite_timeout=${VMTEST_SUITE_TIMEOUT:-360}
 pid1_timeout=${VMTEST_PID1_TIMEOUT:-90}
 only=${1:-*}
@@ -74,9 +79,13 @@ say "built after $((SECONDS - started))s"
 mkdir -p vm-work
 work=$(mktemp -d "$repo/vm-work/run.XXXXXX")
 qemu_pid=""
+xoff_pid=""
 cleanup() {
     if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
         kill "$qemu_pid" 2>/dev/null || true
+    fi
+    if [[ -n $xoff_pid ]]; then
+        kill "$xoff_pid" 2>/dev/null || true
     fi
     [[ ${VMTEST_KEEP:-} == 1 ]] || rm -rf "$work"
 }
@@ -117,7 +126,11 @@ if command -v unshare >/dev/null && unshare --help 2>&1 | grep -q -- '--cgroup';
         cp -L "$lib" "$root$lib"
     done
 else
-    say "NOTE: util-linux unshare with --cgroup not found on the host: the container-like scenarios will be skipped"
+    if [[ $allow_skip == 1 ]]; then
+        say "NOTE: util-linux unshare with --cgroup not found on the host: the container-like scenarios will be skipped (VMTEST_ALLOW_SKIP=1)"
+    else
+        say "NOTE: util-linux unshare with --cgroup not found on the host: the container-like scenarios will skip, which fails the lane (VMTEST_ALLOW_SKIP=1 to allow)"
+    fi
 fi
 initrd=$work/initrd.cpio
 (cd "$root" && find . | LC_ALL=C sort | "$busybox" cpio -o -H newc 2>/dev/null) >"$initrd" ||
@@ -125,11 +138,13 @@ initrd=$work/initrd.cpio
 say "initramfs $(($(stat -c %s "$initrd") / 1024)) KiB: $suite_count suite scenario file(s), ${#pid1_scripts[@]} PID-1 boot(s)"
 
 # --- 4. boots ------------------------------------------------------------------------
-# boot LABEL APPEND LIMIT CONSOLE: boot the initramfs with APPEND on the kernel command
-# line, stream its console, and kill it after LIMIT seconds (or when the lane's budget
-# runs out). Returns 124 when it had to be killed.
+# boot LABEL APPEND LIMIT CONSOLE [QEMU-ARGS...]: boot the initramfs with APPEND on the
+# kernel command line (and QEMU-ARGS added to qemu's), stream its console, and kill it
+# after LIMIT seconds (or when the lane's budget runs out). Returns 124 when it had to
+# be killed.
 boot() {
     local label=$1 append=$2 limit=$3 console=$4 left rc=0
+    local extra=("${@:5}")
     left=$((budget - (SECONDS - started)))
     ((left < limit)) && limit=$left
     if ((limit < 20)); then
@@ -140,7 +155,7 @@ boot() {
     say "$label: booting (limit ${limit}s)"
     timeout -k 5 "$limit" qemu-system-x86_64 -accel tcg -m 512 -smp 2 \
         -nodefaults -no-user-config -display none -no-reboot \
-        -serial "file:$console" -kernel "$kernel" -initrd "$initrd" \
+        -serial "file:$console" "${extra[@]}" -kernel "$kernel" -initrd "$initrd" \
         -append "console=ttyS0 quiet panic=-1 $append" </dev/null >"$console.qemu" 2>&1 &
     qemu_pid=$!
     # Stream the console, without the kernel's register dump after "Kernel panic".
@@ -161,6 +176,7 @@ boot() {
 
 passed=0
 failed=0
+skipped=0
 failures=()
 pass() {
     passed=$((passed + 1))
@@ -169,11 +185,45 @@ fail() {
     failed=$((failed + 1))
     failures+=("$1")
 }
+# A scenario that skipped itself did not run: in CI that is a failure, unless the
+# caller said skips are acceptable (VMTEST_ALLOW_SKIP=1, e.g. a host without a tool).
+skip() {
+    skipped=$((skipped + 1))
+    if [[ $allow_skip == 1 ]]; then
+        say "skipped $1"
+    else
+        say "SKIP counts as a failure (VMTEST_ALLOW_SKIP=1 to allow): $1"
+        fail "$1 (skipped; VMTEST_ALLOW_SKIP is not 1)"
+    fi
+}
 
 if ((suite_count)); then
     console=$work/suite.console
+    # A second serial port (the guest's ttyS1) whose line the host keeps stopped: it
+    # sends XOFF (^S) every 0.2 s, so once the guest opens ttyS1 (IXON is the default)
+    # its output queue fills and never drains. Scenario 25 puts cg-test's stderr there,
+    # and releases the line by printing `VMTEST COM2 XON` on the console, after which
+    # the host sends XON (^Q) instead (the last close of a stopped serial port would
+    # wait 30 s for its queue).
+    mkfifo "$work/com2.in" "$work/com2.out"
+    : >"$console"
+    (
+        exec 4<>"$work/com2.in"
+        while :; do
+            if grep -q '^VMTEST COM2 XON' "$console" 2>/dev/null; then
+                printf '\021' >&4
+            else
+                printf '\023' >&4
+            fi
+            sleep 0.2
+        done
+    ) &
+    xoff_pid=$!
     boot_rc=0
-    boot suite "cgtest.mode=suite" "$suite_timeout" "$console" || boot_rc=$?
+    boot suite "cgtest.mode=suite" "$suite_timeout" "$console" \
+        -chardev "pipe,id=com2,path=$work/com2" -serial chardev:com2 || boot_rc=$?
+    kill "$xoff_pid" 2>/dev/null || true
+    wait "$xoff_pid" 2>/dev/null || true
     clean=$work/suite.txt
     tr -d '\r' <"$console" >"$clean"
     declare -A seen=()
@@ -195,7 +245,7 @@ if ((suite_count)); then
                 id=${line#VMTEST SKIP }
                 id=${id%%:*}
                 seen[$id]=1
-                say "skipped ${line#VMTEST SKIP }"
+                skip "${line#VMTEST SKIP }"
                 ;;
         esac
     done <"$clean"
@@ -276,5 +326,6 @@ if ((failed)); then
 fi
 [[ ${VMTEST_KEEP:-} == 1 ]] && say "work files kept in $work"
 say "lane took $((SECONDS - started))s"
+((skipped)) && say "$skipped scenario(s) skipped$([[ $allow_skip == 1 ]] || echo ', each counted as a failure')"
 echo "$passed passed, $failed failed"
 ((failed == 0))

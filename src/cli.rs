@@ -67,7 +67,8 @@ pub struct Args {
     #[arg(short = 'k', long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     pub kill_after: Duration,
 
-    /// The polite signal sent to every process of the run first (TERM, SIGTERM or 15).
+    /// The polite signal sent to every process of the run first (TERM, SIGTERM or 15;
+    /// on Linux also RTMIN+N and RTMAX-N).
     #[arg(short = 's', long, value_name = "SIGNAL", value_parser = parse_signal, default_value = "TERM")]
     pub signal: i32,
 
@@ -477,30 +478,140 @@ pub const SIGNALS: &[(&str, i32)] = &[
     ("SYS", libc::SIGSYS),
 ];
 
-/// Parse a signal given as `TERM`, `SIGTERM`, `term` or `15`.
+/// Signals only Linux has, with the names it prints for them.
+#[cfg(target_os = "linux")]
+const PLATFORM_SIGNALS: &[(&str, i32)] = &[("STKFLT", libc::SIGSTKFLT), ("PWR", libc::SIGPWR)];
+#[cfg(not(target_os = "linux"))]
+const PLATFORM_SIGNALS: &[(&str, i32)] = &[];
+
+/// Other names for signals above: accepted, never printed (`kill -l` prints the first
+/// name, and so does cg-test).
+#[cfg(target_os = "linux")]
+const ALIASES: &[(&str, i32)] = &[
+    ("IOT", libc::SIGIOT),
+    ("POLL", libc::SIGPOLL),
+    ("CLD", libc::SIGCHLD),
+];
+#[cfg(not(target_os = "linux"))]
+const ALIASES: &[(&str, i32)] = &[("IOT", libc::SIGIOT)];
+
+/// The real-time signals, SIGRTMIN..=SIGRTMAX, where the system has them. The C
+/// library decides the bounds at run time (glibc keeps the first two for its threads,
+/// musl three), so they are read, never hard-coded.
+#[cfg(target_os = "linux")]
+fn realtime_range() -> Option<(i32, i32)> {
+    Some((libc::SIGRTMIN(), libc::SIGRTMAX()))
+}
+#[cfg(not(target_os = "linux"))]
+fn realtime_range() -> Option<(i32, i32)> {
+    None
+}
+
+/// The number of a named signal (without `SIG`, upper case), aliases included.
+fn named_signal(name: &str) -> Option<i32> {
+    SIGNALS
+        .iter()
+        .chain(PLATFORM_SIGNALS)
+        .chain(ALIASES)
+        .find(|&&(n, _)| n == name)
+        .map(|&(_, num)| num)
+}
+
+/// Parse `RTMIN`, `RTMIN+n`, `RTMAX` or `RTMAX-n` (upper case, without `SIG`). None
+/// when `name` is not of that form; an error when it is but names no real-time signal
+/// here.
+fn parse_realtime(name: &str) -> Option<Result<i32, String>> {
+    let (base, rest, sign) = if let Some(rest) = name.strip_prefix("RTMIN") {
+        ("RTMIN", rest, 1)
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        ("RTMAX", rest, -1)
+    } else {
+        return None;
+    };
+    let Some((min, max)) = realtime_range() else {
+        return Some(Err(format!(
+            "{base}: this system has no real-time signals; use a name like TERM or a number"
+        )));
+    };
+    let step = if sign > 0 { '+' } else { '-' };
+    let offset = if rest.is_empty() {
+        0
+    } else {
+        let digits = rest
+            .strip_prefix(step)
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        match digits.and_then(|n| n.parse::<i32>().ok()) {
+            Some(n) => n,
+            None => {
+                return Some(Err(format!(
+                    "expected {base}, or {base}{step}N with a number N, e.g. RTMIN+3 or RTMAX-1"
+                )))
+            }
+        }
+    };
+    let sig = if sign > 0 { min + offset } else { max - offset };
+    if (min..=max).contains(&sig) {
+        Some(Ok(sig))
+    } else {
+        Some(Err(format!(
+            "{name} is outside the real-time signals here (RTMIN+0..RTMIN+{n} = {min}..{max})",
+            n = max - min
+        )))
+    }
+}
+
+/// Parse a signal given as `TERM`, `SIGTERM`, `term` or `15`; also the aliases `IOT`,
+/// and on Linux `POLL`, `CLD` and the real-time signals `RTMIN`, `RTMIN+n`, `RTMAX`,
+/// `RTMAX-n`.
 pub fn parse_signal(s: &str) -> Result<i32, String> {
     let upper = s.trim().to_ascii_uppercase();
     if let Ok(n) = upper.parse::<i32>() {
-        if SIGNALS.iter().any(|&(_, num)| num == n) {
+        let realtime = realtime_range().is_some_and(|(min, max)| (min..=max).contains(&n));
+        if realtime || named_signal_number(n) {
             return Ok(n);
         }
         return Err(format!("{n} is not a signal number cg-test can send"));
     }
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    SIGNALS
-        .iter()
-        .find(|&&(n, _)| n == name)
-        .map(|&(_, num)| num)
-        .ok_or_else(|| "expected a signal name or number like TERM, SIGINT, KILL or 15".into())
+    if let Some(sig) = named_signal(name) {
+        return Ok(sig);
+    }
+    parse_realtime(name).unwrap_or_else(|| {
+        Err("expected a signal name or number like TERM, SIGINT, KILL, RTMIN+3 or 15".into())
+    })
 }
 
-/// The short name of a signal number (`TERM`), or the number itself.
-pub fn signal_name(sig: i32) -> String {
+fn named_signal_number(n: i32) -> bool {
     SIGNALS
         .iter()
+        .chain(PLATFORM_SIGNALS)
+        .any(|&(_, num)| num == n)
+}
+
+/// The name of a signal number (`SIGTERM`, `SIGRTMIN+3`), or the number itself.
+/// Real-time signals are named from the nearer end of their range, as `kill -l` does.
+pub fn signal_name(sig: i32) -> String {
+    if let Some(&(name, _)) = SIGNALS
+        .iter()
+        .chain(PLATFORM_SIGNALS)
         .find(|&&(_, n)| n == sig)
-        .map(|&(name, _)| format!("SIG{name}"))
-        .unwrap_or_else(|| sig.to_string())
+    {
+        return format!("SIG{name}");
+    }
+    match realtime_range() {
+        Some((min, max)) if (min..=max).contains(&sig) => {
+            if sig == min {
+                "SIGRTMIN".into()
+            } else if sig == max {
+                "SIGRTMAX".into()
+            } else if sig - min <= max - sig {
+                format!("SIGRTMIN+{}", sig - min)
+            } else {
+                format!("SIGRTMAX-{}", max - sig)
+            }
+        }
+        _ => sig.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -675,5 +786,75 @@ mod tests {
         assert!(parse_signal("0").is_err());
         assert!(parse_signal("999").is_err());
         assert_eq!(signal_name(libc::SIGINT), "SIGINT");
+    }
+
+    #[test]
+    fn signal_aliases() {
+        assert_eq!(parse_signal("IOT"), Ok(libc::SIGABRT));
+        assert_eq!(parse_signal("SIGIOT"), Ok(libc::SIGABRT));
+        // An alias is accepted but the signal keeps its first name.
+        assert_eq!(signal_name(libc::SIGIOT), "SIGABRT");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_signal_names() {
+        assert_eq!(parse_signal("POLL"), Ok(libc::SIGIO));
+        assert_eq!(parse_signal("sigpoll"), Ok(libc::SIGIO));
+        assert_eq!(parse_signal("CLD"), Ok(libc::SIGCHLD));
+        assert_eq!(parse_signal("PWR"), Ok(libc::SIGPWR));
+        assert_eq!(parse_signal("SIGPWR"), Ok(libc::SIGPWR));
+        assert_eq!(parse_signal("STKFLT"), Ok(libc::SIGSTKFLT));
+        assert_eq!(parse_signal("16"), Ok(libc::SIGSTKFLT));
+        assert_eq!(signal_name(libc::SIGIO), "SIGIO");
+        assert_eq!(signal_name(libc::SIGCHLD), "SIGCHLD");
+        assert_eq!(signal_name(libc::SIGPWR), "SIGPWR");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn realtime_signals() {
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        assert!(min > 31 && max > min, "{min}..{max}");
+        assert_eq!(parse_signal("RTMIN"), Ok(min));
+        assert_eq!(parse_signal("SIGRTMIN"), Ok(min));
+        assert_eq!(parse_signal("rtmin+3"), Ok(min + 3));
+        assert_eq!(parse_signal("SIGRTMIN+0"), Ok(min));
+        assert_eq!(parse_signal("RTMAX"), Ok(max));
+        assert_eq!(parse_signal("RTMAX-2"), Ok(max - 2));
+        assert_eq!(parse_signal(&format!("RTMIN+{}", max - min)), Ok(max));
+        assert_eq!(parse_signal(&(min + 3).to_string()), Ok(min + 3));
+        for bad in [
+            "RTMIN-1",
+            "RTMAX+1",
+            "RTMIN+",
+            "RTMIN+x",
+            "RTMIN3",
+            "RTMIN++3",
+            "RTMIN+-3",
+            "RTMAX--1",
+            "RTMAX-999",
+        ] {
+            assert!(parse_signal(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(parse_signal(&format!("RTMIN+{}", max - min + 1)).is_err());
+        assert!(parse_signal(&(max + 1).to_string()).is_err());
+        assert_eq!(signal_name(min), "SIGRTMIN");
+        assert_eq!(signal_name(min + 3), "SIGRTMIN+3");
+        assert_eq!(signal_name(max - 2), "SIGRTMAX-2");
+        assert_eq!(signal_name(max), "SIGRTMAX");
+        // Every real-time name parses back to its number.
+        for sig in min..=max {
+            let name = signal_name(sig);
+            assert_eq!(parse_signal(&name), Ok(sig), "{name}");
+        }
+    }
+
+    #[test]
+    fn signal_names_round_trip() {
+        for &(_, sig) in SIGNALS.iter().chain(PLATFORM_SIGNALS) {
+            assert_eq!(parse_signal(&signal_name(sig)), Ok(sig));
+            assert_eq!(parse_signal(&sig.to_string()), Ok(sig));
+        }
     }
 }

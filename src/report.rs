@@ -123,18 +123,73 @@ pub fn summary(o: &Outcome) {
     ));
 }
 
-/// Flush stdout before the process exits (the C `main` skips Rust's own flush), and
-/// wait until a terminal on stderr has sent everything: as a machine's PID 1 on a
-/// serial console, the kernel halts the moment cg-test exits, and lines still in the
-/// terminal's output queue (the summary) would be lost.
+/// How long cg-test, as PID 1, waits for a terminal on stderr to send what is queued.
+const CONSOLE_DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// Flush stdout before the process exits (the C `main` skips Rust's own flush). As a
+/// machine's PID 1 with a terminal on stderr (a serial console), also wait a bounded
+/// time for the terminal to send what is queued: the kernel halts the moment PID 1
+/// exits, and lines still in the terminal's output queue (the summary) would be lost.
+///
+/// Only there, and never unbounded: `tcdrain` waits until the terminal has sent
+/// everything, which is forever on a serial line stopped by XOFF or flow control. Any
+/// other cg-test exits at once; the terminal sends the rest after it is gone.
 pub fn flush() {
     let _ = std::io::stdout().flush();
-    // SAFETY: isatty and tcdrain on our own stderr; SIGTTOU is blocked, so a
-    // background cg-test is not stopped by it.
-    unsafe {
-        if libc::isatty(2) == 1 {
-            libc::tcdrain(2);
+    // SAFETY: getpid and isatty only query.
+    let pid1_on_terminal = unsafe { libc::getpid() == 1 && libc::isatty(2) == 1 };
+    if pid1_on_terminal {
+        drain_terminal(2, CONSOLE_DRAIN_LIMIT);
+    }
+}
+
+/// Wait up to `limit` for the output queue of terminal `fd` to empty, then let its
+/// driver finish the characters already in the transmitter.
+///
+/// A terminal has no event for "output queue empty" (POLLOUT means room, not empty),
+/// so this polls TIOCOUTQ. Once the queue is empty, `tcdrain` only waits for the
+/// driver's transmitter (the UART FIFO), which the serial core bounds by twice the
+/// time to send a FIFO; a queue that is still full at `limit` (XOFF, a stalled line)
+/// is given up on, and cg-test exits without it.
+fn drain_terminal(fd: i32, limit: Duration) {
+    let emptied = poll_until(limit, Duration::from_millis(10), || {
+        output_queue(fd).is_none_or(|n| n == 0)
+    });
+    if emptied {
+        // SAFETY: tcdrain on our own stderr; SIGTTOU is blocked, so a background
+        // cg-test is not stopped by it.
+        unsafe { libc::tcdrain(fd) };
+    }
+}
+
+/// Bytes queued for output on terminal `fd`, or None when it cannot be known.
+// Moves behind src/platform with the rest of the per-OS code.
+#[cfg(target_os = "linux")]
+fn output_queue(fd: i32) -> Option<i32> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int to the pointer we pass.
+    (unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } == 0).then_some(queued)
+}
+
+/// Elsewhere the queue is not read (and cg-test is never a machine's PID 1 there):
+/// drain at once, without waiting.
+#[cfg(not(target_os = "linux"))]
+fn output_queue(_fd: i32) -> Option<i32> {
+    None
+}
+
+/// Check `done` every `step` until it holds or `limit` has passed; whether it held.
+fn poll_until(limit: Duration, step: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
         }
+        let now = std::time::Instant::now();
+        if now >= until {
+            return false;
+        }
+        std::thread::sleep(step.min(until - now));
     }
 }
 
@@ -152,6 +207,33 @@ macro_rules! step {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_that_never_empties_is_given_up_on_after_the_limit() {
+        let limit = Duration::from_millis(200);
+        let started = std::time::Instant::now();
+        let mut polls = 0;
+        let emptied = poll_until(limit, Duration::from_millis(10), || {
+            polls += 1;
+            false
+        });
+        assert!(!emptied);
+        assert!(started.elapsed() >= limit);
+        assert!(polls > 1, "polled more than once: {polls}");
+        let mut left = 3;
+        assert!(poll_until(limit, Duration::from_millis(1), || {
+            left -= 1;
+            left == 0
+        }));
+    }
+
+    #[test]
+    fn output_queue_of_a_non_terminal() {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open("/dev/null").unwrap();
+        // /dev/null is no terminal: the queue cannot be read, so nothing waits on it.
+        assert_eq!(output_queue(f.as_raw_fd()), None);
+    }
 
     #[test]
     fn clap_messages_fold_to_one_line() {

@@ -38,19 +38,7 @@ fn timeout_without_a_freeze(mode: Mode) {
     let late = g.path("late");
     let fx = g.fixture().ready(&ready_dir).late(&late, LATE_SECS);
     let mut args: Vec<String> = mode.args().iter().map(|s| s.to_string()).collect();
-    args.extend(
-        [
-            "-v",
-            "--compat",
-            "freeze-gives-up",
-            "-t",
-            "1s",
-            "-k",
-            "1s",
-            "--",
-        ]
-        .map(String::from),
-    );
+    args.extend(["--compat", "freeze-gives-up", "-t", "1s", "-k", "1s", "--"].map(String::from));
     args.extend(victims(&fx));
     let run = g.start(g.cg_test(&args));
     let ready = wait_ready(&ready_dir, 3);
@@ -58,6 +46,7 @@ fn timeout_without_a_freeze(mode: Mode) {
 
     let out = run.finish();
     out.assert_code(124);
+    mode.assert_ran(&out);
     assert!(
         out.stderr.contains("freeze-gives-up"),
         "the freeze should have given up; stderr:\n{}",
@@ -110,6 +99,7 @@ fn leak_without_a_freeze(mode: Mode) {
     let out = g.start(g.cg_test(&args)).finish();
     let ready = wait_ready(&ready_dir, 2);
     out.assert_code(0);
+    mode.assert_ran(&out);
     let mut leaked = out.leaked_pids();
     leaked.sort();
     assert_eq!(leaked, ready.pids, "stderr:\n{}", out.stderr);
@@ -170,7 +160,7 @@ fn reused_group_is_not_the_run(mode: Mode) {
     let fx = g.fixture().ready(&ready_dir);
     let outsider_marker = g.extra_marker("outsider");
     let mut args: Vec<String> = mode.args().iter().map(|s| s.to_string()).collect();
-    args.extend(["-v", "--leak-timeout", "3s", "--"].map(String::from));
+    args.extend(["--leak-timeout", "3s", "--"].map(String::from));
     args.extend([
         "sh".to_string(),
         "-c".to_string(),
@@ -205,6 +195,7 @@ fn reused_group_is_not_the_run(mode: Mode) {
 
     let out = run.finish();
     out.assert_code(0);
+    mode.assert_ran(&out);
     assert_eq!(
         out.leaked_pids(),
         ready.pids,

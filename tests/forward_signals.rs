@@ -45,6 +45,7 @@ fn usr1_reaches_the_command(mode: Mode) {
 
     let out = run.finish();
     out.assert_code(3);
+    mode.assert_ran(&out);
     assert!(
         !out.stderr.contains("received SIGUSR1"),
         "USR1 is not a teardown signal; stderr:\n{}",

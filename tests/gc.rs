@@ -16,18 +16,17 @@ use crate::util::*;
 
 /// A stale leaf in `cg`: a run whose cg-test and watchdog are both SIGKILLed (the
 /// watchdog first, so it cannot act), leaving an escaped daemon and a TERM-ignorer alive
-/// in the leaf. Returns the leaf, the victims (alive) and the late marker's due time.
-fn make_stale_leaf(
-    g: &Guard,
-    cg: &TestCgroup,
-    tag: &str,
-) -> (PathBuf, Vec<i32>, PathBuf, std::time::Instant) {
+/// in the leaf. Returns the leaf, the victims (alive), and their late marker and its
+/// trigger (they live until gc, whose moment load can delay: see
+/// [`Fixture::late_on`]).
+fn make_stale_leaf(g: &Guard, cg: &TestCgroup, tag: &str) -> (PathBuf, Vec<i32>, PathBuf, PathBuf) {
     let marker = g.extra_marker(tag);
     let ready_dir = g.subdir(&format!("ready_{tag}"));
     let late = g.path(&format!("late_{tag}"));
+    let trigger = g.path(&format!("late_trigger_{tag}"));
     let fx = Fixture::new(&marker)
         .ready(&ready_dir)
-        .late(&late, LATE_SECS);
+        .late_on(&late, &trigger);
     let before = cg.leaves();
     let mut args: Vec<String> = vec!["-v".into(), "--isolation".into(), "cgroup".into()];
     args.push("--".into());
@@ -69,8 +68,7 @@ fn make_stale_leaf(
     // daemon pair and the ignorer live on in the leaf.
     std::thread::sleep(Duration::from_millis(200));
     assert_alive_with_marker(&ready.pids, &marker);
-    let due = late_due(&ready, LATE_SECS);
-    (leaf, ready.pids, late, due)
+    (leaf, ready.pids, late, trigger)
 }
 
 fn gc(g: &Guard, args: &[&str]) -> run::Finished {
@@ -103,7 +101,7 @@ fn gc_reaps_a_stale_leaf_and_leaves_a_live_run_alone() {
         cg.leaves().into_iter().next()
     });
 
-    let (stale, victims, late, due) = make_stale_leaf(&g, &cg, "stale");
+    let (stale, victims, late, trigger) = make_stale_leaf(&g, &cg, "stale");
     assert_eq!(cg.leaves().len(), 2);
 
     // --dry-run: says what it would do, changes nothing.
@@ -156,7 +154,7 @@ fn gc_reaps_a_stale_leaf_and_leaves_a_live_run_alone() {
     );
     assert_eq!(cg.leaves(), vec![live_leaf]);
     assert_no_survivors(&format!("{}stale_", g.marker()));
-    assert_late_never(&late, due);
+    assert_late_never_after(&trigger, &late);
 
     // The live run was never touched: it ends normally.
     std::fs::write(&go, "").unwrap();
@@ -170,7 +168,7 @@ fn gc_reaps_a_stale_leaf_and_leaves_a_live_run_alone() {
 fn a_start_reaps_stale_leaves_beside_its_own() {
     let g = Guard::new("gc_start_sweep");
     let cg = TestCgroup::new(&g, "gc");
-    let (stale, victims, late, due) = make_stale_leaf(&g, &cg, "stale");
+    let (stale, victims, late, trigger) = make_stale_leaf(&g, &cg, "stale");
 
     let out = g.start(cg.cg_test(&["--", "true"])).finish();
     out.assert_code(0);
@@ -190,7 +188,7 @@ fn a_start_reaps_stale_leaves_beside_its_own() {
     out.assert_summary("outcome", "success");
     assert!(cg.leaves().is_empty());
     assert_no_survivors(g.marker());
-    assert_late_never(&late, due);
+    assert_late_never_after(&trigger, &late);
 }
 
 #[test]

@@ -14,6 +14,7 @@ fn command_runs_in_the_leaf(mode: Mode) {
     ]);
     let out = g.start(g.cg_test(&args)).finish();
     out.assert_code(0);
+    mode.assert_ran(&out);
     let path = cgroup::unified_path(&out.stdout).expect("a 0:: line");
     let id = out
         .stdout

@@ -34,6 +34,7 @@ fn leak_is_reported_and_killed(mode: Mode) {
 
     let out = run.finish();
     out.assert_code(0);
+    mode.assert_ran(&out);
     out.assert_summary("leaked", "2");
     let mut leaked = out.leaked_pids();
     leaked.sort();

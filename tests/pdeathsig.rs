@@ -30,6 +30,7 @@ fn child_dies_with_cg_test(mode: Mode) {
     run.signal(libc::SIGKILL);
     let out = run.finish();
     assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+    mode.assert_ran(&out);
     wait_for(
         "cg-test's child to die with it",
         Duration::from_secs(10),

@@ -7,7 +7,9 @@
 //! turns the death of cg-test's parent into a full ladder. The victims are an escaped
 //! setsid daemon, a TERM-ignorer and a session hopper; each test checks they were alive
 //! before, that none is alive 1 s after, that none writes its late marker, and that no
-//! leaf is left.
+//! leaf is left. The victims must live until the kill, whose moment load can delay, so
+//! their late marker is armed by a trigger the test makes after the kill
+//! ([`Fixture::late_on`]), not by a time.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -117,10 +119,11 @@ fn sigkill_of_cg_test(mode: Mode, moment: Moment) {
     let g = Guard::new(&format!("death_{}_{moment:?}", mode.name()));
     let ready_dir = g.subdir("ready");
     let late = g.path("late");
-    let fx = g.fixture().ready(&ready_dir).late(&late, LATE_SECS);
+    let trigger = g.path("late-trigger");
+    let fx = g.fixture().ready(&ready_dir).late_on(&late, &trigger);
 
+    // Mode::args has -v: the steps show the moment of the kill.
     let mut args: Vec<String> = mode.args().iter().map(|s| s.to_string()).collect();
-    args.push("-v".into());
     args.extend(
         match moment {
             Moment::Running => vec![],
@@ -171,9 +174,10 @@ fn sigkill_of_cg_test(mode: Mode, moment: Moment) {
         std::os::unix::process::ExitStatusExt::signal(&out.status),
         Some(libc::SIGKILL)
     );
+    mode.assert_ran(&out);
     assert_all_gone_soon(g.marker(), killed_at);
     assert_leaf_gone_soon(out.pid, killed_at);
-    assert_late_never(&late, late_due(&ready, LATE_SECS));
+    assert_late_never_after(&trigger, &late);
 }
 
 macro_rules! death_tests {
@@ -214,8 +218,9 @@ fn sigkill_of_the_process_group(mode: Mode) {
     let g = Guard::new(&format!("death_pgid_{}", mode.name()));
     let ready_dir = g.subdir("ready");
     let late = g.path("late");
+    let trigger = g.path("late-trigger");
     let after = g.path("after");
-    let fx = g.fixture().ready(&ready_dir).late(&late, LATE_SECS);
+    let fx = g.fixture().ready(&ready_dir).late_on(&late, &trigger);
     let mut cg: Vec<String> = vec![CG_TEST.to_string()];
     cg.extend(mode.args().iter().map(|s| s.to_string()));
     cg.push("--".into());
@@ -254,7 +259,7 @@ fn sigkill_of_the_process_group(mode: Mode) {
     assert_all_gone_soon(g.marker(), killed_at);
     assert_leaf_gone_soon(cg_test, killed_at);
     assert!(!after.exists(), "the shell went on after cg-test");
-    assert_late_never(&late, late_due(&ready, LATE_SECS));
+    assert_late_never_after(&trigger, &late);
 }
 
 #[test]
@@ -274,8 +279,9 @@ fn dies_with_parent(mode: Mode) {
     let g = Guard::new(&format!("death_parent_{}", mode.name()));
     let ready_dir = g.subdir("ready");
     let late = g.path("late");
+    let trigger = g.path("late-trigger");
     let termed = g.path("termed");
-    let fx = g.fixture().ready(&ready_dir).late(&late, LATE_SECS);
+    let fx = g.fixture().ready(&ready_dir).late_on(&late, &trigger);
     let mut cg: Vec<String> = vec![CG_TEST.to_string()];
     cg.extend(mode.args().iter().map(|s| s.to_string()));
     cg.extend(["--die-with-parent", "-k", "1s", "--"].map(String::from));
@@ -322,7 +328,7 @@ fn dies_with_parent(mode: Mode) {
     );
     assert_no_survivors(g.marker());
     assert_no_leaf(cg_test);
-    assert_late_never(&late, late_due(&ready, LATE_SECS));
+    assert_late_never_after(&trigger, &late);
 }
 
 #[test]
@@ -385,7 +391,8 @@ fn sigkill_in_a_delegated_cgroup_as_an_unprivileged_user() {
     g.open_to_all(&ready_dir);
     let (cg_test, fixture_bin) = crate::unprivileged::binaries_for_nobody(&g);
     let late = ready_dir.join("late");
-    let fx = g.fixture().ready(&ready_dir).late(&late, LATE_SECS);
+    let trigger = ready_dir.join("late-trigger");
+    let fx = g.fixture().ready(&ready_dir).late_on(&late, &trigger);
     let cg = TestCgroup::new(&g, "deleg");
     let uid: u32 = crate::unprivileged::NOBODY.parse().unwrap();
     cg.delegate_to(uid);
@@ -430,5 +437,5 @@ fn sigkill_in_a_delegated_cgroup_as_an_unprivileged_user() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_late_never(&late, late_due(&ready, LATE_SECS));
+    assert_late_never_after(&trigger, &late);
 }

@@ -1,8 +1,8 @@
-//! INT, TERM and HUP sent to cg-test mid-run tear the whole run down, escapees
+//! INT, TERM, HUP and QUIT sent to cg-test mid-run tear the whole run down, escapees
 //! included, and cg-test exits 128+N; a second TERM during the grace skips the rest of
 //! it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::util::*;
 
@@ -39,6 +39,7 @@ fn signal_tears_down(mode: Mode, sig: i32, name: &str) {
     let out = run.finish();
     out.assert_code(128 + sig);
     out.assert_summary("outcome", "interrupted");
+    mode.assert_ran(&out);
     assert_no_survivors(g.marker());
     assert_no_leaf(out.pid);
     assert_late_never(&late, late_due(&ready, LATE_SECS));
@@ -60,6 +61,11 @@ fn sighup_cgroup() {
 }
 
 #[test]
+fn sigquit_cgroup() {
+    signal_tears_down(Mode::Cgroup, libc::SIGQUIT, "quit");
+}
+
+#[test]
 fn sigterm_pgroup() {
     signal_tears_down(Mode::Pgroup, libc::SIGTERM, "term");
 }
@@ -74,7 +80,14 @@ fn sighup_pgroup() {
     signal_tears_down(Mode::Pgroup, libc::SIGHUP, "hup");
 }
 
-/// With a 30 s grace and a TERM-ignorer, a second TERM ends the run at once.
+#[test]
+fn sigquit_pgroup() {
+    signal_tears_down(Mode::Pgroup, libc::SIGQUIT, "quit");
+}
+
+/// With a 30 s grace and a TERM-ignorer, a second TERM ends the run at once: cg-test
+/// says `killing now` and exits long before the grace (or the ignorer's own 25 s life)
+/// would have ended it.
 #[test]
 fn second_sigterm_skips_the_grace() {
     let g = Guard::new("teardown_second_term");
@@ -89,21 +102,31 @@ fn second_sigterm_skips_the_grace() {
     let ready = wait_ready(&ready_dir, 3);
     assert_alive_with_marker(&ready.pids, g.marker());
 
+    let first = Instant::now();
     run.signal(libc::SIGTERM);
     // Two TERMs sent before cg-test reads the first would merge into one pending
-    // signal; wait until cg-test says it took the first.
+    // signal; cg-test's note says it took the first (and starts the ladder), so the
+    // second is a separate signal whenever it arrives.
     run.wait_stderr("received SIGTERM", Duration::from_secs(10));
-    // The ignorer is still there: the grace is running.
-    std::thread::sleep(Duration::from_millis(200));
+    let ignorer = procs::fixtures_with_marker(g.marker());
     assert!(
-        !run.has_exited(),
-        "cg-test should be waiting out the grace for the TERM-ignorer"
+        !ignorer.is_empty() && !run.has_exited(),
+        "the TERM-ignorer should hold the run in its grace"
     );
     run.signal(libc::SIGTERM);
+    // Only this substring is pinned: the rest of the note's wording may change.
+    run.wait_stderr("killing now", Duration::from_secs(10));
 
-    // A generous bound, far below the 30 s grace.
     let out = run.finish_within(Duration::from_secs(15));
+    let took = first.elapsed();
     out.assert_code(143);
+    // The grace is 30 s and the ignorer would die by itself at 25 s: ending within 15 s
+    // of the first TERM can only be the second TERM's doing.
+    assert!(
+        took < Duration::from_secs(15),
+        "the run took {took:?} after the first TERM; stderr:\n{}",
+        out.stderr
+    );
     assert_no_survivors(g.marker());
     assert_no_leaf(out.pid);
     assert_late_never(&late, late_due(&ready, LATE_SECS));

@@ -29,7 +29,9 @@ fn daemon_left_behind(
     let run = g.start(g.cg_test(&args));
     let ready = wait_ready(&ready_dir, 1);
     assert_alive_with_marker(&ready.pids, g.marker());
-    (run.finish(), ready)
+    let out = run.finish();
+    mode.assert_ran(&out);
+    (out, ready)
 }
 
 #[test]

@@ -49,7 +49,6 @@ fn probe(g: &Guard, mode: Option<Mode>, argv: &[&str]) -> String {
     let mut cmd = match mode {
         Some(m) => {
             let mut args: Vec<&str> = m.args();
-            args.push("-q");
             args.push("--");
             args.extend(argv);
             g.cg_test(&args)
@@ -69,6 +68,9 @@ fn probe(g: &Guard, mode: Option<Mode>, argv: &[&str]) -> String {
     // while it listed; that happens the same way in both runs.
     let code = out.code();
     assert!(code == 0 || (argv[0] == "find" && code == 1), "{out:?}");
+    if let Some(m) = mode {
+        m.assert_ran(&out);
+    }
     out.stdout
 }
 

@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use crate::util::fixture::sh_quote;
+use crate::util::fixture::{sh_quote, sh_wait_file};
 use crate::util::*;
 
 /// Run `cmd` as the leader of a new session whose controlling terminal is the pty
@@ -151,18 +151,32 @@ fn ctrl_z_stops_the_job_and_fg_resumes_it() {
     });
     let mut type_line = |text: &str| master.write_all(text.as_bytes()).expect("typing");
     let wait_screen = |what: &str, needle: &str| {
-        wait_for(what, Duration::from_secs(20), || {
-            screen.lock().unwrap().contains(needle).then_some(())
-        })
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while !screen.lock().unwrap().contains(needle) {
+            assert!(
+                std::time::Instant::now() < until,
+                "timed out after 20s waiting for {what}; the terminal showed:\n{}",
+                screen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     };
 
     let cgroup_file = g.path("cgroup");
-    type_line(&format!(
-        "{cg} --isolation cgroup -q -- sh -c ': {marker}; cat /proc/self/cgroup > {cgf}; touch {armed}; sleep 2; exit 7'\n",
-        cg = sh_quote(CG_TEST),
+    // The command waits for `go` (bounded) rather than sleeping a fixed time, so a
+    // loaded machine cannot let it finish before Ctrl-Z arrives.
+    let go = g.path("go");
+    let command = format!(
+        ": {marker}; cat /proc/self/cgroup > {cgf}; touch {armed}; {wait}; exit 7",
         marker = g.marker(),
         cgf = sh_quote(cgroup_file.to_str().unwrap()),
         armed = sh_quote(armed.to_str().unwrap()),
+        wait = sh_wait_file(&go),
+    );
+    type_line(&format!(
+        "{cg} --isolation cgroup -q -- sh -c {command}\n",
+        cg = sh_quote(CG_TEST),
+        command = sh_quote(&command),
     ));
     wait_for("the command to start", Duration::from_secs(20), || {
         armed.exists().then_some(())
@@ -177,6 +191,7 @@ fn ctrl_z_stops_the_job_and_fg_resumes_it() {
     wait_screen("bash to report the job stopped", "Stopped");
     type_line("echo back-$((40+2))\n");
     wait_screen("the prompt to come back", "back-42");
+    std::fs::write(&go, "").unwrap();
     type_line("fg\n");
     type_line("echo rc=$?\n");
     wait_screen("the job to finish with its own code", "rc=7");

@@ -1,55 +1,49 @@
 //! The test process's own cgroup v2 directory and the leaves cg-test makes in it.
 //!
 //! cg-test puts its leaf directly below its own cgroup, which is ours (the test starts
-//! it without moving it). The directory is found the way cg-test finds it, from the
-//! cgroup2 mount in /proc/self/mountinfo and the `0::` line of /proc/self/cgroup, so
-//! nothing here assumes /sys/fs/cgroup.
+//! it without moving it). The directory is found with the crate's own
+//! [`cg_test::cgroupfs`] (the cgroup2 mount from /proc/self/mountinfo and the `0::` line
+//! of /proc/self/cgroup), so the tests look exactly where cg-test looks and nothing
+//! here assumes /sys/fs/cgroup. A directory that cannot be read is an error, never an
+//! empty list: "no leaf left" must not pass because nothing could be seen.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The cgroup2 mount point and the root it shows, from /proc/self/mountinfo.
-fn cgroup2_mount() -> Option<(PathBuf, String)> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        if right.split_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        let mut f = left.split_whitespace();
-        let root = f.nth(3)?.to_string();
-        let mount_point = PathBuf::from(f.next()?);
-        Some((mount_point, root))
-    })
+use cg_test::cgroupfs;
+
+fn mounts() -> Vec<cgroupfs::Cgroup2Mount> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_else(|e| panic!("reading /proc/self/mountinfo: {e}"));
+    let mounts = cgroupfs::cgroup2_mounts(&mountinfo);
+    assert!(
+        !mounts.is_empty(),
+        "no cgroup2 mount in /proc/self/mountinfo"
+    );
+    mounts
 }
 
-/// Where the cgroup2 filesystem is mounted.
+/// Where the cgroup2 filesystem that holds our cgroup is mounted.
 pub fn mount_point() -> PathBuf {
-    cgroup2_mount()
-        .expect("no cgroup2 mount in /proc/self/mountinfo")
-        .0
+    let own = own_dir();
+    mounts()
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| own.starts_with(p))
+        .max_by_key(|p| p.as_os_str().len())
+        .unwrap_or_else(|| panic!("no cgroup2 mount contains our cgroup {}", own.display()))
 }
 
 /// A cgroup path as /proc/<pid>/cgroup names it (`0::/a/b`), as a directory.
 pub fn dir_of(cgroup_path: &str) -> PathBuf {
-    let (mount_point, root) = cgroup2_mount().expect("no cgroup2 mount in /proc/self/mountinfo");
-    let rel = cgroup_path
-        .strip_prefix(root.trim_end_matches('/'))
-        .unwrap_or(cgroup_path)
-        .trim_start_matches('/');
-    if rel.is_empty() {
-        mount_point
-    } else {
-        mount_point.join(rel)
-    }
+    cgroupfs::cgroup_dir(&mounts(), cgroup_path)
+        .unwrap_or_else(|e| panic!("the directory of cgroup {cgroup_path:?}: {e:#}"))
 }
 
 /// The `0::` path of a /proc/<pid>/cgroup text.
 pub fn unified_path(proc_cgroup: &str) -> Option<String> {
-    proc_cgroup
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(|p| p.trim_end().to_string())
+    cgroupfs::unified_path(proc_cgroup)
 }
 
 /// The `0::` path of this test process.
@@ -60,30 +54,47 @@ pub fn own_path() -> String {
 
 /// The directory of this test process's cgroup v2 (where cg-test makes its leaves).
 pub fn own_dir() -> PathBuf {
-    dir_of(&own_path())
+    cgroupfs::own_cgroup_dir().unwrap_or_else(|e| panic!("our own cgroup v2 directory: {e:#}"))
 }
 
-/// The leaves of the cg-test process `pid`: `cg-test-<pid>-*` in our cgroup.
+/// Entries of our cgroup whose name starts with `prefix`.
+fn leaves_with_prefix(prefix: &str) -> io::Result<Vec<PathBuf>> {
+    let dir = cgroupfs::own_cgroup_dir()
+        .map_err(|e| io::Error::other(format!("our own cgroup v2 directory: {e:#}")))?;
+    entries_with_prefix(&dir, prefix)
+}
+
+/// Entries of `dir` whose name starts with `prefix`; an unreadable directory is an
+/// error that names it.
+fn entries_with_prefix(dir: &Path, prefix: &str) -> io::Result<Vec<PathBuf>> {
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("reading {}: {e}", dir.display()));
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(named)? {
+        let e = e.map_err(named)?;
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            out.push(e.path());
+        }
+    }
+    Ok(out)
+}
+
+/// The leaves of the cg-test process `pid`: `cg-test-<pid>-*` in our cgroup, or the
+/// error that kept us from reading the directory (for callers that must not panic,
+/// such as a guard dropping during a panic).
+pub fn try_leaves_of(pid: i32) -> io::Result<Vec<PathBuf>> {
+    leaves_with_prefix(&format!("cg-test-{pid}-"))
+}
+
+/// The leaves of the cg-test process `pid`: `cg-test-<pid>-*` in our cgroup. Fails the
+/// test when the directory cannot be read.
 pub fn leaves_of(pid: i32) -> Vec<PathBuf> {
-    let prefix = format!("cg-test-{pid}-");
-    let Ok(dir) = std::fs::read_dir(own_dir()) else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect()
+    try_leaves_of(pid).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Every cg-test leaf in our cgroup, whoever made it.
+/// Every cg-test leaf in our cgroup, whoever made it. Fails the test when the
+/// directory cannot be read.
 pub fn all_leaves() -> Vec<PathBuf> {
-    let Ok(dir) = std::fs::read_dir(own_dir()) else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("cg-test-"))
-        .map(|e| e.path())
-        .collect()
+    leaves_with_prefix("cg-test-").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn populated(leaf: &Path) -> bool {
@@ -146,4 +157,27 @@ fn subdirs(root: &Path) -> Vec<PathBuf> {
         i += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_directory_is_an_error_not_an_empty_list() {
+        let missing = std::env::temp_dir().join(format!("cgt_no_such_dir_{}", std::process::id()));
+        let err = entries_with_prefix(&missing, "cg-test-").unwrap_err();
+        assert!(
+            err.to_string().contains(missing.to_str().unwrap()),
+            "the error names the directory: {err}"
+        );
+    }
+
+    #[test]
+    fn own_dir_is_where_cg_test_makes_its_leaves() {
+        assert_eq!(own_dir(), cgroupfs::own_cgroup_dir().unwrap());
+        assert!(own_dir().starts_with(mount_point()));
+        assert_eq!(dir_of(&own_path()), own_dir());
+        entries_with_prefix(&own_dir(), "cg-test-").expect("our cgroup is readable");
+    }
 }

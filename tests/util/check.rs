@@ -132,3 +132,11 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// For victims started with [`Fixture::late_on`]: make the trigger now (after the kill),
+/// give any survivor time to notice it (the fixture looks every 0.2 s), and assert the
+/// late marker never appeared.
+pub fn assert_late_never_after(trigger: &Path, file: &Path) {
+    std::fs::write(trigger, "").expect("creating the late trigger");
+    assert_late_never(file, Instant::now() + Duration::from_millis(1000));
+}

@@ -12,6 +12,8 @@ pub struct Fixture {
     pub life: f64,
     pub ready: Option<PathBuf>,
     pub late: Option<(PathBuf, f64)>,
+    /// (late marker, trigger): the marker is written once the trigger exists.
+    pub late_on: Option<(PathBuf, PathBuf)>,
 }
 
 impl Fixture {
@@ -21,6 +23,7 @@ impl Fixture {
             life: LIFE_SECS,
             ready: None,
             late: None,
+            late_on: None,
         }
     }
 
@@ -34,6 +37,14 @@ impl Fixture {
     /// creates FILE.
     pub fn late(mut self, file: &Path, after: f64) -> Fixture {
         self.late = Some((file.to_path_buf(), after));
+        self
+    }
+
+    /// Each long-lived process still alive once `trigger` exists creates `file`: for
+    /// victims that must live until a kill whose moment load may delay (the test makes
+    /// the trigger after the kill; see [`super::check::assert_late_never_after`]).
+    pub fn late_on(mut self, file: &Path, trigger: &Path) -> Fixture {
+        self.late_on = Some((file.to_path_buf(), trigger.to_path_buf()));
         self
     }
 
@@ -55,6 +66,12 @@ impl Fixture {
             v.push(f.display().to_string());
             v.push("--late-after".into());
             v.push(format!("{after}"));
+        }
+        if let Some((f, trigger)) = &self.late_on {
+            v.push("--late".into());
+            v.push(f.display().to_string());
+            v.push("--late-on".into());
+            v.push(trigger.display().to_string());
         }
         v.extend(mode.iter().map(|s| s.to_string()));
         v

@@ -3,7 +3,9 @@
 //! with it. When the guard drops (also when the test panics) it SIGKILLs, by pid, any
 //! live process carrying one of its markers, removes the leaves of its own cg-test
 //! processes (cgroup.kill, then rmdir) and deletes its temporary directory. So a
-//! failing test reports its failure but leaks nothing.
+//! failing test reports its failure but leaks nothing. A test that did not fail but
+//! left something for the guard to clean up fails there: the guard is a backstop, not
+//! the test's cleanup.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -131,20 +133,41 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let killed = self.kill_marked();
         let mut leaves = 0;
+        let mut unreadable = None;
         for &pid in self.cg_test_pids.lock().unwrap().iter() {
-            for leaf in cgroup::leaves_of(pid) {
-                cgroup::kill_and_remove(&leaf);
-                leaves += 1;
+            match cgroup::try_leaves_of(pid) {
+                Ok(found) => {
+                    for leaf in found {
+                        cgroup::kill_and_remove(&leaf);
+                        leaves += 1;
+                    }
+                }
+                Err(e) => unreadable = Some(e),
             }
         }
-        if (killed > 0 || leaves > 0) && !std::thread::panicking() {
-            // Tests assert no survivors themselves; reaching here with leftovers means a
-            // test forgot to. Say so rather than hide it.
-            eprintln!(
-                "guard {}: cleaned up {killed} process(es) and {leaves} leaf(s)",
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::thread::panicking() {
+            // The test already failed; panicking again while it unwinds would abort the
+            // whole binary. Say what the cleanup could not see.
+            if let Some(e) = unreadable {
+                eprintln!("guard {}: {e}", self.name);
+            }
+            return;
+        }
+        if let Some(e) = unreadable {
+            panic!("guard {}: cannot look for leftover leaves: {e}", self.name);
+        }
+        if killed > 0 || leaves > 0 {
+            // Tests assert no survivors and no leaf themselves; reaching here with
+            // leftovers means a test forgot to, or its assertions missed a leak. libtest
+            // hides a passing test's stderr, so a warning would go unseen: fail the test
+            // (after the cleanup above, so the failure leaks nothing either).
+            panic!(
+                "guard {}: the test left marked processes ({killed} SIGKILL(s) sent) and \
+                 {leaves} leaf(s) behind, now killed and removed; a test must finish its \
+                 runs and check assert_no_survivors/assert_no_leaf itself",
                 self.name
             );
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

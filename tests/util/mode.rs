@@ -1,4 +1,14 @@
-//! The isolation modes a behaviour is checked under.
+//! The isolation modes a behaviour is checked under, and the proof that a run really
+//! took its mode's code paths.
+//!
+//! Every mode runs cg-test with `-v`, whose step lines name the spawn path
+//! (`spawned pid N (clone3 into the leaf)` or `(fork)`) and the kill path
+//! (`created <leaf> (cgroup.kill: yes|no, ...)`). [`Mode::assert_ran`] reads them: if
+//! `--compat` stopped working, the compat tests would otherwise pass on the native
+//! clone3 + cgroup.kill paths without anyone noticing (the VM lane's `expect_paths`
+//! does the same in the guest).
+
+use super::run::Finished;
 
 /// One way of running cg-test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,9 +25,11 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The cg-test flags that select this mode.
+    /// The cg-test flags that select this mode, with `-v` so that [`Mode::assert_ran`]
+    /// can check the paths. (A test that asserts the shape of stderr, such as one error
+    /// line, passes its own flags instead.)
     pub fn args(self) -> Vec<&'static str> {
-        match self {
+        let mut v = match self {
             Mode::Cgroup => vec!["--isolation", "cgroup"],
             Mode::CgroupCompat => vec![
                 "--isolation",
@@ -27,7 +39,9 @@ impl Mode {
             ],
             Mode::Pgroup => vec!["--isolation", "pgroup"],
             Mode::PgroupNoSubreaper => vec!["--isolation", "pgroup", "--compat", "no-subreaper"],
-        }
+        };
+        v.push("-v");
+        v
     }
 
     /// The `isolation=` word of the summary line.
@@ -45,6 +59,52 @@ impl Mode {
             Mode::CgroupCompat => "cgcompat",
             Mode::Pgroup => "pgroup",
             Mode::PgroupNoSubreaper => "pgnosub",
+        }
+    }
+
+    /// The spawn path (`clone3 into the leaf` or `fork`) and, for a leaf, whether
+    /// `cgroup.kill` is used, that a run in this mode must show.
+    fn expected_paths(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Mode::Cgroup => ("clone3 into the leaf", Some("cgroup.kill: yes")),
+            Mode::CgroupCompat => ("fork", Some("cgroup.kill: no")),
+            Mode::Pgroup | Mode::PgroupNoSubreaper => ("fork", None),
+        }
+    }
+
+    /// Assert from the `-v` lines of a finished run that it took this mode's spawn and
+    /// kill paths: exactly one `spawned pid N (<path>)` line with the expected path,
+    /// and the leaf's `created` line saying whether cgroup.kill is used (or no leaf at
+    /// all for the pgroup modes).
+    pub fn assert_ran(self, out: &Finished) {
+        let (spawn_path, kill_path) = self.expected_paths();
+        let spawned: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("cg-test: spawned pid "))
+            .collect();
+        assert!(
+            spawned.len() == 1 && spawned[0].ends_with(&format!(" ({spawn_path})")),
+            "mode {self:?}: expected one `spawned pid N ({spawn_path})` line (is -v in \
+             the flags, and did --compat take effect?); stderr:\n{}",
+            out.stderr
+        );
+        let created: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("cg-test: created "))
+            .collect();
+        match kill_path {
+            Some(kill) => assert!(
+                created.len() == 1 && created[0].contains(&format!("({kill}")),
+                "mode {self:?}: expected one `created <leaf> ({kill}...)` line; stderr:\n{}",
+                out.stderr
+            ),
+            None => assert!(
+                created.is_empty(),
+                "mode {self:?} makes no leaf; stderr:\n{}",
+                out.stderr
+            ),
         }
     }
 }

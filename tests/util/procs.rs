@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use super::FIXTURE;
+
 /// Fields of /proc/<pid>/stat the tests use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stat {
@@ -66,6 +68,32 @@ pub fn with_marker(marker: &str) -> Vec<i32> {
         .filter(|&p| p != me)
         .filter(|&p| cmdline(p).is_some_and(|c| c.contains(marker)))
         .filter(|&p| is_alive(p))
+        .collect()
+}
+
+/// The first word of a process's argv (None for zombies and kernel threads).
+pub fn argv0(pid: i32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let first = raw.split(|&b| b == 0).next()?;
+    (!first.is_empty()).then(|| String::from_utf8_lossy(first).into_owned())
+}
+
+/// Is `argv0` the fixture binary? Tests start it by its full path; its re-exec
+/// (`scrub-env`) uses /proc/self/exe, the same file by its canonical path.
+pub fn is_fixture_path(argv0: &str) -> bool {
+    argv0 == FIXTURE
+        || std::fs::canonicalize(FIXTURE)
+            .is_ok_and(|canonical| canonical.as_os_str() == std::ffi::OsStr::new(argv0))
+}
+
+/// Live victims carrying `marker`: like [`with_marker`], but only processes whose
+/// argv[0] is the fixture binary. cg-test itself and the shells that start fixtures
+/// carry the marker in their argv too, so counting them would make a liveness check
+/// pass with no victim alive.
+pub fn fixtures_with_marker(marker: &str) -> Vec<i32> {
+    with_marker(marker)
+        .into_iter()
+        .filter(|&p| argv0(p).is_some_and(|a| is_fixture_path(&a)))
         .collect()
 }
 

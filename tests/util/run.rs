@@ -26,10 +26,16 @@ pub struct Run {
 impl Run {
     /// Start `cmd` with stdout and stderr captured; stdin is /dev/null unless the
     /// caller's pre_exec says otherwise.
-    pub fn spawn(mut cmd: Command) -> Run {
+    pub fn spawn(cmd: Command) -> Run {
+        Run::spawn_with_stderr(cmd, Stdio::piped())
+    }
+
+    /// Like [`Run::spawn`], with stderr going to `stderr` (a terminal, say); unless
+    /// that is a pipe, the run's stderr reads as empty.
+    pub fn spawn_with_stderr(mut cmd: Command, stderr: Stdio) -> Run {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(stderr);
         let started = Instant::now();
         let mut child = cmd.spawn().expect("starting cg-test");
         let pid = child.id() as i32;
@@ -39,8 +45,17 @@ impl Run {
             let _ = out.read_to_end(&mut buf);
             buf
         });
-        let err = child.stderr.take().expect("stderr pipe");
         let (tx, stderr_rx) = mpsc::channel();
+        let Some(err) = child.stderr.take() else {
+            return Run {
+                child: Some(child),
+                pid,
+                started,
+                stdout: Some(stdout),
+                stderr_rx,
+                stderr_lines: Vec::new(),
+            };
+        };
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines() {
                 match line {
