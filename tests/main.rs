@@ -20,6 +20,7 @@ mod hygiene;
 mod idle;
 mod leaf;
 mod leaks;
+mod limits;
 mod nested;
 mod parallel;
 mod pdeathsig;
