@@ -318,7 +318,8 @@ vm-test:     kernels before 5.2 (no cgroup freezer) are not run
 vm-test:   - a terminal: the console is a serial line and stdin is not a tty, so
 vm-test:     foreground process group / tcsetpgrp handling is not exercised
 vm-test:   - speed: TCG emulates the CPU, so timings are loose and nothing is measured
-vm-test:   - resource limits (memory/pids/cpu): no scenario yet; the controllers are there
+vm-test:   - limits without root: the limits scenarios (3*-limits-*) run as root in
+vm-test:     cgroups the scenario made, not in a systemd scope; io is never limited
 EOF
 if ((failed)); then
     say "failures:"
