@@ -13,11 +13,10 @@
 //!    it tells others that a limited run at P needs P's controllers;
 //! 3. the missing controllers are recorded in P's `user.cg-test.controllers` attribute
 //!    (the *record*: what cg-test, and not someone else, enabled), then enabled with one
-//!    write. At the real root that simply works. Elsewhere it fails with EBUSY while
-//!    cg-test is in P: if cg-test is the only process there it moves itself into a leaf
-//!    of its own beside the run's leaf (`cg-test-<id>-supervisor`) and writes again;
-//!    if any other process is there, it refuses (it never moves processes it did not
-//!    start).
+//!    write. At the real root (exempt from the rule) cg-test stays where it is.
+//!    Anywhere else it first moves itself into a leaf of its own beside the run's leaf
+//!    (`cg-test-<id>-supervisor`) if it is the only process in P, and refuses if any
+//!    other process is there (it never moves processes it did not start).
 //!
 //! At the end, inside the mutex: if the presence can be turned exclusive (no other
 //! limited run at P), the recorded controllers are disabled and the record removed;
@@ -348,56 +347,65 @@ impl Grant {
             ),
         }
         self.undo.enabled_here = missing.to_vec();
+        if !is_real_root(&parent) {
+            self.move_out_of(&parent, missing, run_id)?;
+        }
         let subtree = parent.join("cgroup.subtree_control");
         let plus: Vec<String> = missing.iter().map(|c| format!("+{c}")).collect();
         let plus = plus.join(" ");
-        let first = std::fs::write(&subtree, &plus);
-        match first {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                // Not the root, and cg-test is in P: the no-internal-process rule.
-                let others = other_processes(&parent).map_err(|e| refuse(format!("{e:#}"), ""))?;
-                if !others.is_empty() {
-                    return Err(refuse(
-                        not_alone(&parent, missing, &others),
-                        "run cg-test alone in a cgroup of its own \
-                         (systemd-run --scope -p Delegate=yes cg-test ..., or as a \
-                         container's PID 1)",
-                    ));
-                }
-                let s = parent.join(run_id.supervisor_leaf_name());
-                std::fs::create_dir(&s).map_err(|e| {
-                    refuse(format!("cannot create cgroup {}: {e}", s.display()), "")
-                })?;
-                self.undo.supervisor = Some(s.clone());
-                cgroupfs::write(s.join("cgroup.procs"), "0")
-                    .map_err(|e| refuse(format!("moving cg-test into its own leaf: {e:#}"), ""))?;
-                crate::step!(
-                    "moved cg-test into {} (the no-internal-process rule: {} may pass \
-                     controllers down only while it holds no processes)",
-                    s.display(),
-                    parent.display()
-                );
-                std::fs::write(&subtree, &plus).map_err(|e| {
-                    let why = if e.raw_os_error() == Some(libc::EBUSY) {
-                        " (another process entered it meanwhile)"
-                    } else {
-                        ""
-                    };
-                    refuse(
-                        format!("writing {plus:?} to {}: {e}{why}", subtree.display()),
-                        "",
-                    )
-                })?;
-            }
-            Err(e) => {
-                return Err(refuse(
-                    format!("writing {plus:?} to {}: {e}", subtree.display()),
-                    "",
-                ))
-            }
-        }
+        std::fs::write(&subtree, &plus).map_err(|e| {
+            let why = if e.raw_os_error() == Some(libc::EBUSY) {
+                " (another process entered it meanwhile)"
+            } else {
+                ""
+            };
+            refuse(
+                format!("writing {plus:?} to {}: {e}{why}", subtree.display()),
+                "",
+            )
+        })?;
         crate::step!("enabled {} in {}", missing.join(", "), subtree.display());
+        Ok(())
+    }
+
+    /// The no-internal-process rule, in P other than the real root: cg-test must not be
+    /// in P when it enables controllers there. For a domain controller (memory) the
+    /// kernel would refuse with EBUSY; for cpu and pids, which can also run threaded,
+    /// it would accept, but make P a thread root whose domain children (the run's
+    /// leaf) take no processes at all (EOPNOTSUPP). So cg-test moves itself into a leaf
+    /// of its own first — only when it is alone in P: it never moves other processes.
+    fn move_out_of(
+        &mut self,
+        parent: &Path,
+        missing: &[String],
+        run_id: &RunId,
+    ) -> Result<(), Refusal> {
+        let refuse = |what: String, fix: &str| Refusal {
+            flags: flags_of(missing),
+            what,
+            fix: fix.to_string(),
+        };
+        let others = other_processes(parent).map_err(|e| refuse(format!("{e:#}"), ""))?;
+        if !others.is_empty() {
+            return Err(refuse(
+                not_alone(parent, missing, &others),
+                "run cg-test alone in a cgroup of its own \
+                 (systemd-run --scope -p Delegate=yes cg-test ..., or as a \
+                 container's PID 1)",
+            ));
+        }
+        let s = parent.join(run_id.supervisor_leaf_name());
+        std::fs::create_dir(&s)
+            .map_err(|e| refuse(format!("cannot create cgroup {}: {e}", s.display()), ""))?;
+        self.undo.supervisor = Some(s.clone());
+        cgroupfs::write(s.join("cgroup.procs"), "0")
+            .map_err(|e| refuse(format!("moving cg-test into its own leaf: {e:#}"), ""))?;
+        crate::step!(
+            "moved cg-test into {} (the no-internal-process rule: {} may pass \
+             controllers down only while it holds no processes)",
+            s.display(),
+            parent.display()
+        );
         Ok(())
     }
 
@@ -709,6 +717,12 @@ fn refuse_not_offered(parent: &Path, needed: &[&str]) -> Result<(), Refusal> {
             },
         ),
     })
+}
+
+/// The real root of a cgroup hierarchy (exempt from the no-internal-process rule) has
+/// no `cgroup.type`; every other cgroup has one, a cgroup namespace's root included.
+fn is_real_root(dir: &Path) -> bool {
+    !dir.join("cgroup.type").exists()
 }
 
 /// Processes in `dir` other than cg-test itself (its watchdog is not forked yet).

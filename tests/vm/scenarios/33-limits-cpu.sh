@@ -23,7 +23,7 @@ ratio() {
     awk -v u="$usage" -v w="$(cat "$T/wall-$1")" 'BEGIN { split(w, t, " "); printf "%.3f", u / 1e6 / (t[2] - t[1]) }'
 }
 $ALONE "$x" $CGT --cpus 0.5 -- sh "$T/spin.sh" limited 2>"$T/err-limited"
-expect_rc $? 0 "the limited loop"
+expect_rc $? 0 "the limited loop: $(cat "$T/err-limited" | tr "\n" "|")"
 expect_line "$T/files-limited" '^cpu.max: 50000 100000$'
 expect_line "$T/err-limited" "^cg-test: limits on $x/cg-test-[0-9a-f-]*: cpu.max=\"50000 100000\"$"
 r=$(ratio limited)
