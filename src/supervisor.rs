@@ -468,7 +468,11 @@ impl Run<'_> {
     /// killer and `pids.max` did, from the leaf's counters. An OOM kill is always said
     /// (like a leak): a test runner's worker that vanished needs a reason.
     fn report_limits(&mut self, status: ExitStatus) {
-        let (Some(limits), Some(leaf)) = (self.boundary.limits(), self.boundary.leaf_path()) else {
+        // Nothing at all without limits (not even the leaf's path).
+        let Some(limits) = self.boundary.limits() else {
+            return;
+        };
+        let Some(leaf) = self.boundary.leaf_path() else {
             return;
         };
         let ev = LimitEvents::read(&leaf, limits);
