@@ -9,15 +9,24 @@
 #     `timeout 60 true`, for each isolation mode;
 #   - teardown latency: from the deadline to cg-test's exit, for a timeout that has to
 #     kill 40 sleepers spread over several sessions (kill-after 0);
+#   - the same for 1,001 processes (five `sleepers 199` trees), where the timeout
+#     snapshot (one /proc read per process) is on the critical path; also with
+#     `--report`, which adds every process's command line to the snapshot;
 #   - cg-test's own memory while it supervises (VmHWM / VmRSS from /proc).
+#
+# BENCH_BASELINE=DIR (a directory holding another build's cg-test, e.g. the release
+# binary of the commit before a change): the teardown rows are measured for both
+# binaries, runs interleaved so that load on a shared machine hits both alike, with
+# the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-200}
 cargo build --release --quiet --bins
-python3 - "$runs" <<'PY'
-import os, resource, statistics, subprocess, sys, time
+python3 - "$runs" "${BENCH_BASELINE:-}" <<'PY'
+import os, resource, statistics, subprocess, sys, tempfile, time
 
 runs = int(sys.argv[1])
+baseline = os.path.join(sys.argv[2], "cg-test") if sys.argv[2] else None
 cg = "./target/release/cg-test"
 fx = "./target/release/cg-test-fixture"
 
@@ -52,10 +61,44 @@ row("cg-test -- true (cgroup, fork-spawn)", [cg, "-q", "--isolation", "cgroup", 
 row("cg-test -- true (pgroup)", [cg, "-q", "--isolation", "pgroup", "--", "true"])
 marker = f"bench-{os.getpid()}"
 n = max(5, runs // 20)
-for mode in (["--isolation", "cgroup"], ["--isolation", "pgroup"]):
-    argv = [cg, "-q", *mode, "-t", "0.5", "-k", "0", "--", fx, "--marker", marker, "--life", "30", "sleepers", "40"]
-    med, p90 = measure(argv, n)
-    print(f"| timeout killing 40 sleepers ({mode[1]}), deadline to exit | {(med-0.5)*1000:.1f} ms | {(p90-0.5)*1000:.1f} ms |")
+def teardown(name, argv_of, deadline, n):
+    """Deadline-to-exit of `argv_of(binary)`; with a baseline, both interleaved.
+    Without -q: a default run, so the timeout snapshot is taken (stderr is discarded)."""
+    binaries = [cg] + ([baseline] if baseline else [])
+    times = {b: [] for b in binaries}
+    for _ in range(n):
+        for b in binaries:
+            t0 = time.perf_counter()
+            subprocess.run(argv_of(b), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[b].append(time.perf_counter() - t0 - deadline)
+    for b in binaries:
+        ts = sorted(times[b])
+        med, p90 = statistics.median(ts), ts[max(0, int(len(ts) * 0.9) - 1)]
+        label = name if b == cg else f"{name}, baseline"
+        print(f"| {label} | {med*1000:.1f} ms | {p90*1000:.1f} ms |")
+    if baseline:
+        ratio = statistics.median(times[cg]) / statistics.median(times[baseline])
+        print(f"| {name}: this build / baseline (medians) | {ratio:.2f} | |")
+
+for mode in ("cgroup", "pgroup"):
+    teardown(f"timeout killing 40 sleepers ({mode}), deadline to exit",
+             lambda b: [b, "--isolation", mode, "-t", "0.5", "-k", "0", "--", fx, "--marker", marker, "--life", "30", "sleepers", "40"],
+             0.5, n)
+# 1,001 processes: five trees of 1 + 199 sleepers under one sh. The deadline leaves
+# time to start them all on a busy machine.
+thousand = f"for i in 1 2 3 4 5; do {fx} --marker {marker} --life 30 sleepers 199 & done; wait"
+report = os.path.join(tempfile.mkdtemp(prefix="cg-test-bench-"), "report.json")
+n1k = max(5, runs // 10)
+for mode in ("cgroup", "pgroup"):
+    teardown(f"timeout killing 1,001 processes ({mode}), deadline to exit",
+             lambda b: [b, "--isolation", mode, "-t", "3", "-k", "0", "--", "sh", "-c", thousand],
+             3.0, n1k)
+# With --report the snapshot reads every command line too. (A baseline without
+# --report is run without it.)
+teardown("timeout killing 1,001 processes (cgroup, --report), deadline to exit",
+         lambda b: [b, "--isolation", "cgroup", "-t", "3", "-k", "0"]
+                   + (["--report", report] if b == cg else []) + ["--", "sh", "-c", thousand],
+         3.0, n1k)
 print()
 print("| cg-test while supervising | peak RSS (VmHWM) | RSS |")
 print("|---|---|---|")

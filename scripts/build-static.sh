@@ -45,7 +45,9 @@ if ! rustup target list --installed | grep -qx "$TARGET"; then
         die "'rustup target add $TARGET' failed (no network to static.rust-lang.org?)"
 fi
 
-cargo_args=(build --release --locked --target "$TARGET")
+# --no-default-features: no completion and man page generators (the `docs` feature,
+# ~180 KB) in the binary meant for container entrypoints.
+cargo_args=(build --release --locked --no-default-features --target "$TARGET")
 for b in "${bins[@]}"; do cargo_args+=(--bin "$b"); done
 echo "build-static: cargo ${cargo_args[*]}" >&2
 cargo "${cargo_args[@]}" >&2 || die "cargo build for $TARGET failed"

@@ -250,13 +250,16 @@ after_run() {
     fi
 }
 
-# check_leak_lines LOG PID...: cg-test listed every PID as leaked and the summary counts
-# at least that many.
+# check_leak_lines LOG PID...: cg-test listed every PID in its table of leaked processes
+# (`cg-test: N process(es) outlived the command ...`, then one row per process starting
+# with its pid and parent pid) and the summary counts at least that many.
 check_leak_lines() {
-    local log=$1 pid n
+    local log=$1 pid n table
     shift
+    table=$(sed -n '/^cg-test: [0-9]* process(es) outlived the command/,/^cg-test: done:/p' "$log")
     for pid in "$@"; do
-        grep -q "^cg-test: leaked pid $pid: " "$log" || { why="no 'cg-test: leaked pid $pid:' line"; return 1; }
+        grep -Eq "^cg-test: +$pid +[0-9]+ [A-Za-z] " <<<"$table" ||
+            { why="pid $pid is not a row of cg-test's table of leaked processes"; return 1; }
     done
     n=$(sed -n 's/^cg-test: done: .* leaked=\([0-9]*\)$/\1/p' "$log" | tail -n 1)
     [[ -n $n ]] || { why="no 'cg-test: done: ... leaked=N' summary"; return 1; }

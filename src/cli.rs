@@ -4,6 +4,7 @@
 //! flag and exit 125 (see `main.rs`).
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -55,8 +56,9 @@ was stopped by signal N; 123 leaked with --fail-on-leak; 124 timeout; 125 cg-tes
 error; 126 command not executable; 127 command not found.\n\n\
 Tools (as the first argument): `cg-test gc [--dry-run] [PATH]` kills and removes the \
 cgroup leaves of runs whose cg-test is gone; `cg-test doctor [--json]` shows what this \
-host offers and what --isolation auto would pick. To run a program named gc or doctor, \
-write `cg-test -- gc`."
+host offers and what --isolation auto would pick; `cg-test completions SHELL` prints a \
+shell completion script; `cg-test manpage` prints the man page. To run a program named \
+like a tool, write `cg-test -- gc`."
 )]
 pub struct Args {
     /// Hard wall-clock limit (90s, 15m, 1h30m, 500ms; a bare number is seconds; 0 = none).
@@ -115,6 +117,11 @@ pub struct Args {
     #[arg(long)]
     pub die_with_parent: bool,
 
+    /// Write the whole run as JSON to FILE (atomically, on every path; the schema is
+    /// in docs/REPORT.md). Checked before the command starts.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
     /// Say nothing but errors and leaks.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -171,24 +178,73 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
+/// `cg-test completions SHELL`: a completion script generated from the clap definitions.
+#[derive(Parser, Debug)]
+#[command(
+    name = "completions",
+    bin_name = "cg-test completions",
+    about = "Print a completion script for SHELL on stdout, generated from cg-test's own \
+             flag definitions (e.g. cg-test completions bash > /etc/bash_completion.d/cg-test)."
+)]
+pub struct CompletionsArgs {
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+/// The shells `cg-test completions` writes scripts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    #[value(name = "powershell")]
+    PowerShell,
+}
+
+/// `cg-test manpage`: the man page (roff), generated from the clap definitions.
+#[derive(Parser, Debug)]
+#[command(
+    name = "manpage",
+    bin_name = "cg-test manpage",
+    about = "Print cg-test's man page (roff) on stdout, generated from its own flag \
+             definitions (e.g. cg-test manpage > /usr/local/share/man/man1/cg-test.1)."
+)]
+pub struct ManpageArgs {}
+
 /// What the command line asks for: a run, or one of the tools.
 #[derive(Debug)]
 pub enum Invocation {
     Run(Args),
     Gc(GcArgs),
     Doctor(DoctorArgs),
+    Completions(CompletionsArgs),
+    Manpage(ManpageArgs),
 }
 
 /// Parse argv. A tool is recognised only as the very first argument, so `cg-test -- gc`
-/// and `cg-test -t 5s gc` still run a program named gc (doctor likewise).
+/// and `cg-test -t 5s gc` still run a program named gc (the other tools likewise).
 pub fn parse(args: Vec<OsString>) -> Result<Invocation, clap::Error> {
-    if args.get(1).is_some_and(|a| a == "gc") {
-        return GcArgs::try_parse_from(args.into_iter().skip(1)).map(Invocation::Gc);
+    let tool = || args.iter().skip(1).cloned();
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("gc") => GcArgs::try_parse_from(tool()).map(Invocation::Gc),
+        Some("doctor") => DoctorArgs::try_parse_from(tool()).map(Invocation::Doctor),
+        Some("completions") => CompletionsArgs::try_parse_from(tool()).map(Invocation::Completions),
+        Some("manpage") => ManpageArgs::try_parse_from(tool()).map(Invocation::Manpage),
+        _ => Args::try_parse_from(args).map(Invocation::Run),
     }
-    if args.get(1).is_some_and(|a| a == "doctor") {
-        return DoctorArgs::try_parse_from(args.into_iter().skip(1)).map(Invocation::Doctor);
-    }
-    Args::try_parse_from(args).map(Invocation::Run)
+}
+
+/// The whole command line as one clap command, the tools as its subcommands: only for
+/// generating completions and the man page (the parsing above dispatches by hand, so
+/// that a command after the options can never be taken for a tool).
+pub fn documented_command() -> clap::Command {
+    use clap::CommandFactory;
+    Args::command()
+        .subcommand(GcArgs::command().bin_name("gc"))
+        .subcommand(DoctorArgs::command().bin_name("doctor"))
+        .subcommand(CompletionsArgs::command().bin_name("completions"))
+        .subcommand(ManpageArgs::command().bin_name("manpage"))
 }
 
 /// A compatibility path a test can force on a kernel that would not need it.
@@ -243,6 +299,8 @@ pub struct Config {
     pub compat: Vec<Compat>,
     /// The resource limits asked for (None: none).
     pub limits: Option<isolation::Limits>,
+    /// `--report FILE`, checked writable.
+    pub report: Option<PathBuf>,
 }
 
 impl Config {
@@ -252,6 +310,9 @@ impl Config {
             bail!(
                 "COMMAND is empty: give the program to run after `--`, e.g. cg-test -- make test"
             );
+        }
+        if let Some(path) = &args.report {
+            crate::report::json::check_writable(path)?;
         }
         let verbosity = if args.quiet {
             Verbosity::Quiet
@@ -281,6 +342,7 @@ impl Config {
             die_with_parent: args.die_with_parent,
             verbosity,
             compat: args.compat,
+            report: args.report,
         })
     }
 
@@ -773,6 +835,28 @@ mod tests {
         // A negative number reaches the value parser (its message names the flag).
         let e = Args::try_parse_from(["cg-test", "--pids-max", "-1", "--", "true"]).unwrap_err();
         assert!(e.to_string().contains("--pids-max"), "{e}");
+    }
+
+    #[test]
+    fn completions_and_manpage_are_tools_only_first() {
+        let c = parse(
+            ["cg-test", "completions", "bash"]
+                .map(OsString::from)
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(matches!(c, Invocation::Completions(_)));
+        let m = parse(["cg-test", "manpage"].map(OsString::from).to_vec()).unwrap();
+        assert!(matches!(m, Invocation::Manpage(_)));
+        let run = parse(["cg-test", "--", "manpage"].map(OsString::from).to_vec()).unwrap();
+        assert!(matches!(run, Invocation::Run(a) if a.command == ["manpage"]));
+        assert!(parse(
+            ["cg-test", "completions", "tcsh"]
+                .map(OsString::from)
+                .to_vec()
+        )
+        .is_err());
+        documented_command().debug_assert();
     }
 
     #[test]

@@ -16,8 +16,10 @@ pub mod isolation;
 pub mod platform;
 pub mod report;
 pub mod run_id;
+pub mod snapshot;
 pub mod spawn;
 pub mod supervisor;
+pub mod usage;
 pub mod watchdog;
 
 pub use cli::Config;

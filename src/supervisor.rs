@@ -16,7 +16,8 @@
 //! its watchdog ([`crate::watchdog`]) does steps 3 and 4.
 
 use std::os::fd::RawFd;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -28,17 +29,22 @@ use crate::isolation::{self, send, Isolation, Mode, Options, Reaper, Target, Una
 use crate::platform::{self, SignalSource};
 use crate::report::{self, LeakedProcess, Outcome};
 use crate::run_id::RunId;
+use crate::snapshot::{self, Cause, Snapshots};
 use crate::spawn::{self, SpawnFailure, SpawnRequest, Spawned};
-use crate::watchdog::{Watch, Watchdog};
+use crate::usage::{self, Usage};
+use crate::watchdog::{ReportSpec, Watch, Watchdog};
 
 /// Run the configured command to completion and report what happened. An `Err` is
-/// cg-test's own failure (exit 125); everything the run started is gone either way.
+/// cg-test's own failure before the command could start; a failure after it is an
+/// `Outcome` with `status` OwnError (exit 125) and the `error`, so the report still
+/// has the run. Everything the run started is gone either way.
 ///
 /// Must be called from a single-threaded process: the fork-based spawn, the signal
 /// mask and the parent-death signal all assume one thread (see docs/DESIGN.md), and
 /// this is checked.
 pub fn run(cfg: &Config) -> Result<Outcome> {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     if let Some(n) = platform::thread_count().filter(|&n| n > 1) {
         bail!(
             "cg_test::run was called from a process with {n} threads; it forks and \
@@ -57,6 +63,8 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     let boundary = isolation::select(&opts, &run_id)?;
     let mut run = Run {
         cfg,
+        started,
+        started_at,
         opts,
         run_id,
         plan,
@@ -71,6 +79,8 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         skip_grace: false,
         said_watchdog_exited: false,
         leaked: Vec::new(),
+        snapshots: Snapshots::new(cfg.report.is_some()),
+        usage: Usage::default(),
     };
     let result = run.start_watchdog().and_then(|()| run.execute());
     if let Ok(status) = &result {
@@ -82,16 +92,23 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
             w.dismiss(&mut run.reaper);
         }
     }
-    let status = match (result, finished) {
-        (Ok(status), Ok(())) => status,
-        (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
+    let (status, error) = match (result, finished) {
+        (Ok(status), Ok(())) => (status, None),
+        (Err(e), _) | (Ok(_), Err(e)) => (ExitStatus::OwnError, Some(format!("{e:#}"))),
     };
     Ok(Outcome {
         status,
         isolation: run.boundary.kind(),
         boundary: run.boundary.describe(),
+        boundary_path: run.boundary.cgroup_dir().map(Path::to_path_buf),
+        run_id: run.run_id.to_string(),
+        started_at,
         wall: started.elapsed(),
+        command_exit: run.reaper.command_status(),
+        usage: run.usage,
         leaked: run.leaked,
+        at_timeout: run.snapshots.at_timeout().to_vec(),
+        error,
     })
 }
 
@@ -138,6 +155,8 @@ enum Ended {
 
 struct Run<'a> {
     cfg: &'a Config,
+    started: Instant,
+    started_at: SystemTime,
     opts: Options,
     run_id: RunId,
     plan: SignalPlan,
@@ -155,6 +174,10 @@ struct Run<'a> {
     skip_grace: bool,
     said_watchdog_exited: bool,
     leaked: Vec<LeakedProcess>,
+    /// What was running when the teardown started (report::teardown_snapshot).
+    snapshots: Snapshots,
+    /// What the run cost, read just before the boundary is removed.
+    usage: Usage,
 }
 
 impl Run<'_> {
@@ -167,10 +190,17 @@ impl Run<'_> {
         let w = Watchdog::start(&Watch {
             // SAFETY: getpid cannot fail.
             supervisor: unsafe { libc::getpid() },
-            leaf: self.boundary.leaf_path(),
+            leaf: self.boundary.cgroup_dir().map(Path::to_path_buf),
             run_id: self.run_id.clone(),
             opts: self.opts.clone(),
             limits: self.boundary.limits_undo(),
+            report: self.cfg.report.clone().map(|path| ReportSpec {
+                path,
+                command: self.cfg.command.clone(),
+                started_at: self.started_at,
+                started: self.started,
+                isolation: self.boundary.kind(),
+            }),
         })?;
         self.boundary.ignore(w.pid());
         self.reaper.watch_helper(w.pid());
@@ -213,6 +243,7 @@ impl Run<'_> {
                     human(t),
                     signal_name(self.cfg.signal)
                 );
+                self.snapshots.arm(Cause::Timeout(t));
                 self.ladder(self.cfg.signal)?;
                 Ok(ExitStatus::TimedOut)
             }
@@ -221,6 +252,7 @@ impl Run<'_> {
                     "received {}; forwarding it to every process of the run",
                     signal_name(sig)
                 );
+                self.snapshots.arm(Cause::Signal(sig));
                 self.ladder(sig)?;
                 Ok(ExitStatus::Interrupted(sig))
             }
@@ -377,18 +409,18 @@ impl Run<'_> {
                 }
             }
         }
+        // Rows read before the freeze keep the true states (see crate::snapshot).
+        let early = snapshot::read_before_freeze(self.boundary.as_mut());
         self.boundary.freeze();
-        let members = self.boundary.members();
+        let leaked = self
+            .boundary
+            .members()
+            .map(|members| snapshot::settle(early, &members, self.cfg.report.is_some()));
         self.boundary.thaw();
-        self.leaked = members?
-            .into_iter()
-            .map(|pid| LeakedProcess {
-                pid,
-                cmdline: platform::cmdline(pid).unwrap_or_else(|| "?".into()),
-            })
-            .collect();
+        self.leaked = leaked?;
         if interrupted.is_none() {
-            report::leaks(&self.leaked, &self.boundary.describe());
+            let report_file = self.cfg.report.is_some();
+            report::leaks(&self.leaked, &self.boundary.describe(), report_file);
         }
         self.ladder(interrupted.unwrap_or(self.cfg.signal))?;
         Ok(interrupted)
@@ -413,7 +445,14 @@ impl Run<'_> {
         if self.boundary.is_empty()? {
             return Ok(());
         }
+        self.snapshots.before_freeze(self.boundary.as_mut());
         self.boundary.freeze();
+        // One read of the members (for the pgroup strategy a walk of the process
+        // table): the snapshot settles on it and the polite round signals it.
+        let members = self.boundary.members();
+        if let Ok(members) = &members {
+            self.snapshots.after_freeze(members);
+        }
         // A process stopped by job control would not act on the polite signal until
         // continued (GNU timeout does the same). SIGCONT goes out after every member
         // has the polite signal pending, so a continued member cannot fork a child
@@ -424,8 +463,9 @@ impl Run<'_> {
         } else {
             &[polite, libc::SIGCONT]
         };
-        let sent = self.boundary.signal_members(signals);
+        let sent = members.and_then(|members| self.boundary.signal(&members, signals));
         self.boundary.thaw();
+        self.snapshots.show();
         match sent {
             Ok(n) => crate::step!("sent {} to {n} process(es)", signal_name(polite)),
             Err(e) => crate::note!("sending {}: {e:#}", signal_name(polite)),
@@ -472,10 +512,10 @@ impl Run<'_> {
         let Some(limits) = self.boundary.limits() else {
             return;
         };
-        let Some(leaf) = self.boundary.leaf_path() else {
+        let Some(leaf) = self.boundary.cgroup_dir() else {
             return;
         };
-        let ev = LimitEvents::read(&leaf, limits);
+        let ev = LimitEvents::read(leaf, limits);
         if ev.oom_kills > 0 {
             let max = limits.memory_max.map(human_size).unwrap_or_default();
             // The command died of SIGKILL that cg-test did not send (it only kills on a
@@ -521,6 +561,7 @@ impl Run<'_> {
         };
         self.reap();
         emptied?;
+        self.usage = usage::collect(self.boundary.cgroup_dir());
         self.boundary
             .release()
             .with_context(|| format!("cleaning up {}", self.boundary.describe()))

@@ -21,14 +21,24 @@
 //! exiting (it is cg-test's child), so it never acts on a run that is already torn
 //! down and never outlives cg-test. The command cannot see it: the pipe is
 //! close-on-exec, and the command's process group and session are its own.
+//!
+//! With `--report FILE`, the watchdog writes the report cg-test could not write (so a
+//! previous run's file is never mistaken for this one's): outcome `error`, and what it
+//! killed. cg-test tells it apart from an exit of its own, where it writes its report
+//! itself and the watchdog only retries a teardown that failed: dropping the handle
+//! (any exit cg-test lives to make) first writes one byte into the pipe; a cg-test
+//! that is killed writes nothing.
 
+use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 
 use crate::isolation::{self, cgroup, limits, pgroup::ProcessGroup, Isolation, Options, Reaper};
 use crate::platform;
+use crate::report::json;
 use crate::run_id::RunId;
 
 /// What the watchdog tears down if cg-test dies.
@@ -44,7 +54,22 @@ pub struct Watch {
     /// What the limits changed in cg-test's own cgroup. The watchdog is born in
     /// cg-test's own leaf when cg-test moved there, and moves itself back.
     pub limits: Option<limits::Undo>,
+    /// `--report FILE`: where to write the report if cg-test is killed.
+    pub report: Option<ReportSpec>,
 }
+
+/// What the watchdog needs to write the report of a run whose cg-test was killed.
+#[derive(Clone, Debug)]
+pub struct ReportSpec {
+    pub path: PathBuf,
+    pub command: Vec<OsString>,
+    pub started_at: SystemTime,
+    pub started: Instant,
+    pub isolation: &'static str,
+}
+
+/// The byte cg-test writes before it closes the pipe on an exit of its own.
+const EXITING: u8 = b'x';
 
 /// cg-test's handle on its watchdog: the pid, and the pipe's write end.
 pub struct Watchdog {
@@ -100,13 +125,24 @@ impl Watchdog {
     }
 }
 
+impl Drop for Watchdog {
+    /// cg-test is exiting on its own (whatever the path): say so before the pipe closes,
+    /// so the watchdog retries the teardown if there is anything left but leaves the
+    /// report to cg-test. A dismissed watchdog is dead already; the write then fails
+    /// with EPIPE (SIGPIPE is blocked in cg-test), which is fine.
+    fn drop(&mut self) {
+        // SAFETY: a one-byte write to our own pipe.
+        unsafe { libc::write(self._pipe.as_raw_fd(), [EXITING].as_ptr().cast(), 1) };
+    }
+}
+
 /// The watchdog process. Never returns; never unwinds into the frames it shares with
 /// the cg-test it was forked from (their destructors would tear down the live run).
 fn child(read: OwnedFd, watch: &Watch) -> ! {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         detach(read);
-        if wait_for_end_of_file() {
-            tear_down(watch);
+        if let Some(killed) = wait_for_end_of_file() {
+            tear_down(watch, killed);
         }
     }));
     // SAFETY: leave without running anything of the parent's.
@@ -132,24 +168,27 @@ fn detach(read: OwnedFd) {
     }
 }
 
-/// Sleep in `read` until every write end is closed. True on end-of-file; false if the
-/// descriptor is unusable (then there is nothing to watch, and nothing is done).
-fn wait_for_end_of_file() -> bool {
+/// Sleep in `read` until every write end is closed. On end-of-file, whether cg-test
+/// was killed (true) or exited on its own (false, it wrote [`EXITING`] first); None if
+/// the descriptor is unusable (then there is nothing to watch, and nothing is done).
+fn wait_for_end_of_file() -> Option<bool> {
     let mut buf = [0u8; 16];
+    let mut exiting = false;
     loop {
         // SAFETY: reading into our buffer.
         let n = unsafe { libc::read(3, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
         match n {
-            0 => return true,
-            n if n > 0 => {}
+            0 => return Some(!exiting),
+            n if n > 0 => exiting |= buf[..n as usize].contains(&EXITING),
             _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
-            _ => return false,
+            _ => return None,
         }
     }
 }
 
-/// cg-test is gone: kill the run, remove its leaf, say so in one line.
-fn tear_down(w: &Watch) {
+/// cg-test is gone: kill the run, remove its leaf, say so in one line, and write the
+/// report cg-test could not write if it was killed.
+fn tear_down(w: &Watch, killed_supervisor: bool) {
     let mut killed: Vec<(i32, String)> = Vec::new();
     let mut removed = None;
     if let Some(leaf) = &w.leaf {
@@ -196,6 +235,20 @@ fn tear_down(w: &Watch) {
                 None
             }
         });
+    let what = format!(
+        "killed {} process(es) of its run{}{}",
+        killed.len(),
+        removed
+            .map(|l| format!(" and removed {}", l.display()))
+            .unwrap_or_default(),
+        restored
+            .as_ref()
+            .map(|r| format!("; {r}"))
+            .unwrap_or_default()
+    );
+    if let (true, Some(spec)) = (killed_supervisor, &w.report) {
+        write_report(w, spec, &what);
+    }
     if killed.is_empty() && removed.is_none() && restored.is_none() {
         return;
     }
@@ -203,12 +256,32 @@ fn tear_down(w: &Watch) {
         crate::step!("watchdog: killed pid {pid} ({cmd})");
     }
     crate::report::line(format_args!(
-        "watchdog: cg-test (pid {}) is gone; killed {} process(es) of its run{}{}",
-        w.supervisor,
-        killed.len(),
-        removed
-            .map(|l| format!(" and removed {}", l.display()))
-            .unwrap_or_default(),
-        restored.map(|r| format!("; {r}")).unwrap_or_default()
+        "watchdog: cg-test (pid {}) is gone; {what}",
+        w.supervisor
     ));
+}
+
+/// The report of a run whose cg-test was killed: outcome `error`, and what the
+/// watchdog did.
+fn write_report(w: &Watch, spec: &ReportSpec, what: &str) {
+    let facts = json::RunFacts {
+        run_id: w.run_id.to_string(),
+        isolation: spec.isolation,
+        boundary: w.leaf.clone(),
+    };
+    let error = format!(
+        "cg-test (pid {}) died before it could report (it was killed); its watchdog {what}",
+        w.supervisor
+    );
+    let wall = spec.started.elapsed();
+    if let Err(e) = json::write_failure(
+        &spec.path,
+        &spec.command,
+        Some(&facts),
+        spec.started_at,
+        wall,
+        &error,
+    ) {
+        crate::report::error(&e.context("watchdog"));
+    }
 }

@@ -40,16 +40,33 @@ fn leak_is_reported_and_killed(mode: Mode) {
     leaked.sort();
     assert_eq!(
         leaked, ready.pids,
-        "leaked pid lines; stderr:\n{}",
+        "leak table rows; stderr:\n{}",
         out.stderr
     );
-    for line in out.stderr_lines() {
-        if line.starts_with("cg-test: leaked pid ") {
-            assert!(
-                line.contains(g.marker()) && line.contains("daemon"),
-                "a leak line should name the command line: {line:?}"
-            );
-        }
+    // Each row names the process and says who its parent is and how old it is: the
+    // double-forked daemons were reparented to cg-test, the run's subreaper, and
+    // lived for the 2 s leak timeout at least.
+    for row in out.table_after("outlived the command in") {
+        assert!(
+            row.command.contains(g.marker()) && row.command.contains("daemon"),
+            "a leak row should name the command line: {row:?}"
+        );
+        assert_eq!(row.ppid, out.pid, "parent of {row:?}");
+        assert_eq!(row.depth(), 0, "siblings under cg-test: {row:?}");
+        // Read just before the freeze in cgroup mode: sleeping (the fixture wakes
+        // every 0.2 s, so it may be caught running); stopped by the pgroup freeze.
+        let states: &[char] = if mode.kind() == "cgroup" {
+            &['S', 'R']
+        } else {
+            &['T']
+        };
+        assert!(states.contains(&row.state), "a sleeping daemon: {row:?}");
+        let age: f64 = row
+            .age
+            .trim_end_matches('s')
+            .parse()
+            .expect("age in seconds");
+        assert!((1.5..20.0).contains(&age), "age of {row:?}");
     }
     assert!(
         out.stderr
@@ -92,7 +109,7 @@ fn leak_with_flags(name: &str, extra: &[&str], command_code: i32, expected: i32)
     leaked.sort();
     assert_eq!(
         leaked, ready.pids,
-        "leaked pid lines; stderr:\n{}",
+        "leak table rows; stderr:\n{}",
         out.stderr
     );
     assert_no_survivors(g.marker());

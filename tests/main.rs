@@ -9,8 +9,10 @@
 
 mod util;
 
+mod annotations;
 mod bad_input;
 mod core_reliability;
+mod docs_tools;
 mod doctor;
 mod escape;
 mod exit_codes;
@@ -25,6 +27,8 @@ mod nested;
 mod parallel;
 mod pdeathsig;
 mod polite_signal;
+mod report_file;
+mod snapshot;
 mod stopped_terminal;
 mod supervisor_death;
 mod teardown_signals;
@@ -32,3 +36,4 @@ mod token_sweep;
 mod transparency;
 mod tty;
 mod unprivileged;
+mod usage;

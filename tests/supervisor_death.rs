@@ -439,3 +439,49 @@ fn sigkill_in_a_delegated_cgroup_as_an_unprivileged_user() {
     }
     assert_late_never_after(&trigger, &late);
 }
+
+/// With `--report FILE`, a killed cg-test cannot write its report; its watchdog does
+/// (outcome `error`, naming what it killed), so an older file is never taken for this
+/// run's. A run that ends normally keeps cg-test's own report (the report tests).
+#[test]
+fn the_watchdog_writes_the_report_of_a_killed_cg_test() {
+    let g = Guard::new("death_report");
+    let ready_dir = g.subdir("ready");
+    let late = g.path("late");
+    let trigger = g.path("late-trigger");
+    let report = g.path("report.json");
+    std::fs::write(&report, "{\"stale\": true}\n").unwrap();
+    let fx = g.fixture().ready(&ready_dir).late_on(&late, &trigger);
+    let mut args: Vec<String> = ["--isolation", "cgroup", "--report"]
+        .map(String::from)
+        .to_vec();
+    args.push(report.display().to_string());
+    args.push("--".into());
+    args.extend(victims(&fx, &ready_dir, false));
+    let run = g.start(g.cg_test(&args));
+    let ready = wait_ready(&ready_dir, 3);
+    assert_alive_with_marker(&ready.pids, g.marker());
+
+    run.signal(libc::SIGKILL);
+    let killed_at = Instant::now();
+    let out = run.finish();
+    assert_all_gone_soon(g.marker(), killed_at);
+    assert_leaf_gone_soon(out.pid, killed_at);
+    let json: serde_json::Value = wait_for("the watchdog's report", Duration::from_secs(5), || {
+        let text = std::fs::read_to_string(&report).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v.get("outcome").is_some().then_some(v)
+    });
+    assert_eq!(json["outcome"], "error", "{json:#}");
+    assert_eq!(json["exit_code"], 125);
+    assert_eq!(json["isolation"], "cgroup");
+    let error = json["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("cg-test (pid {})", out.pid)) && error.contains("killed"),
+        "{error:?}"
+    );
+    assert!(json["run_id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with(&format!("{}-", out.pid))));
+    assert_late_never_after(&trigger, &late);
+}

@@ -263,10 +263,9 @@ fn probe_leaf(
     own_dir: Option<&Path>,
     cg: &mut CgroupReport,
 ) -> (Check, Check, Auto) {
-    if let Some(p) = leaf.leaf_path() {
-        cg.kill = Some(p.join("cgroup.kill").exists());
-        cg.freeze = Some(p.join("cgroup.freeze").exists());
-    }
+    let p = leaf.path();
+    cg.kill = Some(p.join("cgroup.kill").exists());
+    cg.freeze = Some(p.join("cgroup.freeze").exists());
     let (into, migrate) = match leaf.placement() {
         Placement::Cgroup { dir, procs, .. } => (try_clone3(Some(dir)), try_migrate(procs)),
         Placement::Anywhere => (

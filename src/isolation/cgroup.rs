@@ -178,13 +178,13 @@ impl Leaf {
         let _ = self.wait_events(FREEZE_LIMIT, |e| !e.frozen || !e.populated);
     }
 
-    /// Send each signal in turn to every member; see [`Isolation::signal_members`].
-    pub fn signal_members(&mut self, signals: &[i32]) -> Result<usize> {
-        let pids = self.all_pids()?;
+    /// Send each signal in turn to `pids`, read from the leaf since the last freeze;
+    /// see [`Isolation::signal`].
+    pub fn signal(&mut self, pids: &[i32], signals: &[i32]) -> Result<usize> {
         if self.frozen {
             // A frozen task cannot exit by itself, so every pid is still the one read.
             for &sig in signals {
-                for &pid in &pids {
+                for &pid in pids {
                     super::send(super::Target::Process(pid), sig);
                 }
             }
@@ -194,7 +194,7 @@ impl Leaf {
         // process since.
         let path = self.path.clone();
         let relisted = || Ok(self.all_pids()?.into_iter().collect());
-        match super::signal_pinned(&pids, signals, relisted)? {
+        match super::signal_pinned(pids, signals, relisted)? {
             Some(n) => Ok(n),
             None => {
                 if !std::mem::replace(&mut self.said_no_pidfd, true) {
@@ -219,11 +219,12 @@ impl Leaf {
             } else {
                 // Pid by pid: re-freeze first unless the freeze still holds (a member
                 // could otherwise fork a child the round misses, or exit and have its
-                // pid reused); signal_members pins pids if the freeze fails.
+                // pid reused); `signal` pins pids if the freeze fails.
                 if !self.frozen {
                     self.freeze();
                 }
-                self.signal_members(&[libc::SIGKILL])?;
+                let pids = self.all_pids()?;
+                self.signal(&pids, &[libc::SIGKILL])?;
             }
             let left = until.saturating_duration_since(Instant::now());
             if self.wait_events(left.min(KILL_REPEAT), |e| !e.populated)? {
@@ -496,10 +497,6 @@ impl Isolation for CgroupLeaf {
         format!("cgroup {}", self.leaf.path.display())
     }
 
-    fn leaf_path(&self) -> Option<PathBuf> {
-        Some(self.leaf.path.clone())
-    }
-
     fn limits(&self) -> Option<&Limits> {
         self.limits.as_ref()
     }
@@ -542,8 +539,8 @@ impl Isolation for CgroupLeaf {
         self.leaf.all_pids()
     }
 
-    fn signal_members(&mut self, signals: &[i32]) -> Result<usize> {
-        self.leaf.signal_members(signals)
+    fn signal(&mut self, pids: &[i32], signals: &[i32]) -> Result<usize> {
+        self.leaf.signal(pids, signals)
     }
 
     fn kill_all(&mut self, reaper: &mut Reaper) -> Result<()> {
@@ -564,6 +561,10 @@ impl Isolation for CgroupLeaf {
             g.release()?;
         }
         Ok(())
+    }
+
+    fn cgroup_dir(&self) -> Option<&Path> {
+        Some(self.leaf.path())
     }
 }
 

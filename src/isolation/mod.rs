@@ -21,6 +21,7 @@ pub mod limits;
 pub mod pgroup;
 
 use std::os::fd::BorrowedFd;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -89,11 +90,6 @@ pub trait Isolation {
     /// The boundary in words, for messages (a leaf's path, a process group).
     fn describe(&self) -> String;
 
-    /// The cgroup leaf's directory, for a strategy that has one.
-    fn leaf_path(&self) -> Option<std::path::PathBuf> {
-        None
-    }
-
     /// The limits applied to the run (None: none asked for, or dropped by
     /// `--limits best-effort`).
     fn limits(&self) -> Option<&Limits> {
@@ -137,10 +133,12 @@ pub trait Isolation {
     /// The processes of the run (stable only while frozen).
     fn members(&mut self) -> Result<Vec<i32>>;
 
-    /// Send each signal in turn to every process of the run (all of them get the first
-    /// before any gets the second); returns how many processes were signalled. Never
-    /// signals a pid that may have been reused since it was read.
-    fn signal_members(&mut self, signals: &[i32]) -> Result<usize>;
+    /// Send each signal in turn to `pids`, members read by [`Isolation::members`] since
+    /// the last freeze (all of them get the first signal before any gets the second);
+    /// returns how many were signalled. Never signals a pid that may have been reused
+    /// since it was read: directly only while the freeze holds, otherwise each pid is
+    /// first pinned (pidfd) and confirmed to be a member still.
+    fn signal(&mut self, pids: &[i32], signals: &[i32]) -> Result<usize>;
 
     /// Kill every process of the run and return once none is left, whether or not the
     /// run is frozen. Reaps what it can through `reaper`.
@@ -149,6 +147,11 @@ pub trait Isolation {
     /// Remove the boundary itself (rmdir the leaf) once the run is empty. May be called
     /// again after it failed; the last call is the Drop backstop's.
     fn release(&mut self) -> Result<()>;
+
+    /// The leaf's directory, where the run's usage files are (cgroup mode only).
+    fn cgroup_dir(&self) -> Option<&Path> {
+        None
+    }
 }
 
 /// The boundary could not be set up here; the reason names what failed and how to fix

@@ -294,9 +294,8 @@ impl Isolation for ProcessGroup {
         Ok(self.member_pids())
     }
 
-    fn signal_members(&mut self, signals: &[i32]) -> Result<usize> {
-        let pids = self.member_pids();
-        self.signal_pids(&pids, signals)
+    fn signal(&mut self, pids: &[i32], signals: &[i32]) -> Result<usize> {
+        self.signal_pids(pids, signals)
     }
 
     fn kill_all(&mut self, reaper: &mut Reaper) -> Result<()> {

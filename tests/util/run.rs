@@ -257,12 +257,83 @@ impl Finished {
         lines[0]
     }
 
-    /// The pids named in `leaked pid <pid>: <cmdline>` lines.
+    /// The pids in the leak table (after `N process(es) outlived the command in …`).
     pub fn leaked_pids(&self) -> Vec<i32> {
+        self.table_after("outlived the command in")
+            .iter()
+            .map(|r| r.pid)
+            .collect()
+    }
+
+    /// The rows of the process table cg-test printed after the first stderr line
+    /// containing `heading` (empty when there is none): `PID PPID S CPU AGE RSS
+    /// COMMAND` lines, up to the first line that is not one.
+    pub fn table_after(&self, heading: &str) -> Vec<TableRow> {
+        let mut lines = self
+            .stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("cg-test: "))
+            .skip_while(|l| !l.contains(heading));
+        if lines.next().is_none() {
+            return Vec::new();
+        }
+        lines
+            .skip_while(|l| l.trim_start().starts_with("PID "))
+            .map_while(TableRow::parse)
+            .collect()
+    }
+
+    /// The line after a table (`… and N more …`), if any.
+    pub fn line_after_table(&self, heading: &str) -> Option<String> {
+        let rows = self.table_after(heading).len();
         self.stderr
             .lines()
-            .filter_map(|l| l.strip_prefix("cg-test: leaked pid "))
-            .filter_map(|r| r.split(':').next()?.parse().ok())
-            .collect()
+            .filter_map(|l| l.strip_prefix("cg-test: "))
+            .skip_while(|l| !l.contains(heading))
+            .nth(2 + rows)
+            .map(str::to_string)
+    }
+}
+
+/// One row of cg-test's process table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableRow {
+    pub pid: i32,
+    pub ppid: i32,
+    pub state: char,
+    pub cpu: String,
+    pub age: String,
+    pub rss: String,
+    /// The COMMAND column, tree prefix (`\_ `) included.
+    pub command: String,
+}
+
+impl TableRow {
+    /// Parse `    PID    PPID S     CPU     AGE    RSS  COMMAND` columns.
+    pub fn parse(line: &str) -> Option<TableRow> {
+        let mut f = line.split_whitespace();
+        let row = TableRow {
+            pid: f.next()?.parse().ok()?,
+            ppid: f.next()?.parse().ok()?,
+            state: f.next()?.chars().next()?,
+            cpu: f.next()?.to_string(),
+            age: f.next()?.to_string(),
+            rss: f.next()?.to_string(),
+            command: String::new(),
+        };
+        // The command starts after the RSS column and two spaces.
+        let at = line.find(&format!(" {}  ", row.rss))? + row.rss.len() + 3;
+        Some(TableRow {
+            command: line.get(at..)?.to_string(),
+            ..row
+        })
+    }
+
+    /// The tree depth: how many `\_ ` levels the command is indented.
+    pub fn depth(&self) -> usize {
+        match self.command.find("\\_ ") {
+            Some(i) => i / 2 + 1,
+            None => 0,
+        }
     }
 }

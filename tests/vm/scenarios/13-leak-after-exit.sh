@@ -1,5 +1,5 @@
 # Leak after exit: the command succeeds but leaves an escaped daemon and a tree of
-# sleepers behind. cg-test reports each leaked process, kills them all, and exits with
+# sleepers behind. cg-test reports each leaked process (a table row), kills them all, and exits with
 # the command's code; with --fail-on-leak a success becomes 123, a failure stays itself.
 . /vm/lib.sh
 
@@ -14,7 +14,8 @@ leak_run() {
         while [ \$(ls $ready | wc -l) -lt 4 ]; do sleep 0.05; done; exit $code" 2>"$T/err-$tag"
     expect_rc $? "$want" "leak run $tag"
     expect_line "$T/err-$tag" "leaked=4\$"
-    expect_line "$T/err-$tag" "cg-test: leaked pid [0-9]*: .*$m"
+    expect_line "$T/err-$tag" "^cg-test: 4 process(es) outlived the command in "
+    expect_line "$T/err-$tag" "^cg-test: *[0-9][0-9]* *[0-9][0-9]* [A-Z] .*$m"
     expect_paths "$T/err-$tag"
     assert_no_survivors "$m"
     assert_no_leaf
