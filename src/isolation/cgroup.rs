@@ -345,8 +345,8 @@ impl CgroupLeaf {
     }
 
     /// Write the limits into the fresh leaf. A failure removes the leaf (strict) or
-    /// starts it afresh without limits (best-effort); either way the grant is given
-    /// back at once.
+    /// sets what was written back to no limit (best-effort); either way the grant is
+    /// given back at once.
     fn limit(&mut self, grant: Grant, l: &Limits) -> Result<(), CreateError> {
         self.grant = Some(grant);
         let Err(e) = limits::apply(self.leaf.path(), l) else {
@@ -363,11 +363,10 @@ impl CgroupLeaf {
             return Err(CreateError::Limits(refusal.strict_message()));
         }
         refusal.warn();
-        // The files written so far would still limit the run: a fresh leaf has none.
-        let path = self.leaf.path().to_path_buf();
-        rmdir_retrying(&path).map_err(|e| Unavailable(format!("{e:#}")))?;
-        std::fs::create_dir(&path)
-            .map_err(|e| Unavailable(format!("cannot create cgroup {}: {e}", path.display())))?;
+        // The files written so far would still limit the run (while another limited
+        // run keeps the controllers enabled). The leaf itself stays: its descriptors
+        // are open for the spawn.
+        limits::unlimit(self.leaf.path(), l).map_err(|e| Unavailable(format!("{e:#}")))?;
         if let Some(mut g) = self.grant.take() {
             g.release().map_err(|e| Unavailable(format!("{e:#}")))?;
         }

@@ -580,6 +580,28 @@ pub fn apply(leaf: &Path, limits: &Limits) -> Result<()> {
     Ok(())
 }
 
+/// Set every file `apply` may have written back to "no limit" (for `--limits
+/// best-effort` after a write failed halfway). A file that is not there limits nothing.
+pub fn unlimit(leaf: &Path, limits: &Limits) -> Result<()> {
+    let mut files = Vec::new();
+    if limits.memory_max.is_some() {
+        files.extend([("memory.max", "max"), ("memory.swap.max", "max")]);
+    }
+    if limits.pids_max.is_some() {
+        files.push(("pids.max", "max"));
+    }
+    if limits.cpu_quota_us.is_some() {
+        files.push(("cpu.max", "max"));
+    }
+    for (file, value) in files {
+        let path = leaf.join(file);
+        if path.exists() {
+            cgroupfs::write(&path, value)?;
+        }
+    }
+    Ok(())
+}
+
 /// The limits in the leaf's own words: `memory.max=64M memory.swap.max=0 pids.max=20`.
 pub fn describe(limits: &Limits) -> String {
     let mut parts = Vec::new();

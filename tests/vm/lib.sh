@@ -90,6 +90,16 @@ assert_no_late() {
     [ ! -e "$1" ] || fail "late marker $1 appeared: pid $(cat "$1") outlived the kill"
 }
 
+# assert_no_late_on FILE TRIGGER: for victims started with the fixture's `--late FILE
+# --late-on TRIGGER` (the marker is armed by TRIGGER, not by a time that load can
+# overtake): make TRIGGER after the kill, give a survivor a second to write FILE (it
+# looks every 0.2 s), and check that none did.
+assert_no_late_on() {
+    touch "$2"
+    sleep 1
+    [ ! -e "$1" ] || fail "late marker $1 appeared: pid $(cat "$1") outlived the kill"
+}
+
 # expect_rc ACTUAL EXPECTED WHAT
 expect_rc() { [ "$1" = "$2" ] || fail "$3: exit code $1, expected $2"; }
 

@@ -10,9 +10,8 @@ root_controllers "+cpu +memory +pids"
 x=$(delegated pids)
 before=$(cg_state "$x")
 m=$(marker storm); ready=$(fresh_dir ready); late=$T/late
-t0=$(now_cs)
 $ALONE "$x" $CGT -t 10s -k 1s --pids-max 20 -- \
-    $FIX --marker "$m" --life 30 --ready "$ready" --late "$late" --late-after 14 fork-storm 50 \
+    $FIX --marker "$m" --life 30 --ready "$ready" --late "$late" --late-on "$T/trigger" fork-storm 50 \
     >"$T/out" 2>"$T/err" &
 cg=$!
 wait_ready "$ready" 20 20
@@ -30,4 +29,4 @@ assert_no_survivors "$m"
 rmdir "$x" || fail "$x is not empty"
 restore_root
 assert_no_leaf
-assert_no_late "$late" "$t0" 14
+assert_no_late_on "$late" "$T/trigger"

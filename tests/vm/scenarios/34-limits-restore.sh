@@ -10,13 +10,12 @@ root_controllers "+cpu +memory +pids"
 x=$(delegated restore)
 before=$(cg_state "$x")
 m=$(marker restore); ready=$(fresh_dir ready); late=$T/late
-f="$FIX --marker $m --life 30 --ready $ready --late $late --late-after 12"
+f="$FIX --marker $m --life 30 --ready $ready --late $late --late-on $T/trigger"
 L="--memory-max 64M --pids-max 50"
 same() { [ "$(cg_state "$x")" = "$before" ] || fail "after $1, $x is $(cg_state "$x") (was $before)"; }
 restored_line() {
     expect_line "$1" "^cg-test: disabled memory, pids in $x/cgroup.subtree_control, moved 2 process(es) back into $x and removed $x/cg-test-[0-9a-f-]*-supervisor$"
 }
-t0=$(now_cs)
 
 # A normal end.
 $ALONE "$x" $CGT $L -- true 2>"$T/err-normal"
@@ -68,4 +67,4 @@ assert_no_survivors "$m"
 rmdir "$x" || fail "$x is not empty"
 restore_root
 assert_no_leaf
-assert_no_late "$late" "$t0" 12
+assert_no_late_on "$late" "$T/trigger"
