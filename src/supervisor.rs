@@ -24,6 +24,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::cli::{signal_name, Compat, Config, ForwardTo};
 use crate::events::{EventLoop, SignalPlan, FORWARD_SIGNALS, TEARDOWN_SIGNALS};
 use crate::exit::ExitStatus;
+use crate::isolation::limits::{human_size, LimitEvents};
 use crate::isolation::{self, send, Isolation, Mode, Options, Reaper, Target, Unavailable};
 use crate::namespaces::{Confinement, NsInit};
 use crate::platform::{self, SignalSource};
@@ -86,6 +87,9 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         usage: Usage::default(),
     };
     let result = run.start_watchdog().and_then(|()| run.execute());
+    if let Ok(status) = &result {
+        run.report_limits(*status);
+    }
     let finished = run.finish();
     // --pid-ns: the run is over (or cg-test failed); killing the init kills whatever
     // could still be in its namespace.
@@ -211,6 +215,7 @@ impl Run<'_> {
             leaf: self.boundary.cgroup_dir().map(Path::to_path_buf),
             run_id: self.run_id.clone(),
             opts: self.opts.clone(),
+            limits: self.boundary.limits_undo(),
             report: self.cfg.report.clone().map(|path| ReportSpec {
                 path,
                 command: self.cfg.command.clone(),
@@ -310,6 +315,13 @@ impl Run<'_> {
     fn spawn(&mut self) -> Result<Spawned> {
         let spawned = self.spawn_once()?;
         if let Spawned::Failed(SpawnFailure::PlacementDenied(why)) = &spawned {
+            if let (Some(l), false) = (&self.opts.limits, self.opts.may_fall_back()) {
+                bail!(
+                    "{}: the command could not enter the run's leaf, and limits need one: \
+                     {why}; or pass --limits best-effort to run without limits",
+                    l.flags()
+                );
+            }
             if self.opts.mode == Mode::Auto && self.boundary.kind() == "cgroup" {
                 let why = Unavailable(why.clone());
                 self.boundary.release()?;
@@ -566,6 +578,50 @@ impl Run<'_> {
             unsafe { libc::raise(libc::SIGSTOP) };
         }
         self.boundary.kill_all(&mut self.reaper)
+    }
+
+    /// The limits' step, once the run is over and before its leaf goes: what the OOM
+    /// killer and `pids.max` did, from the leaf's counters. An OOM kill is always said
+    /// (like a leak): a test runner's worker that vanished needs a reason.
+    fn report_limits(&mut self, status: ExitStatus) {
+        // Nothing at all without limits (not even the leaf's path).
+        let Some(limits) = self.boundary.limits() else {
+            return;
+        };
+        let Some(leaf) = self.boundary.cgroup_dir() else {
+            return;
+        };
+        let ev = LimitEvents::read(leaf, limits);
+        if ev.oom_kills > 0 {
+            let max = limits.memory_max.map(human_size).unwrap_or_default();
+            // The command died of SIGKILL that cg-test did not send (it only kills on a
+            // timeout, a signal or a leak, and then reports that status instead).
+            // After a timeout or a signal the command's own end is not known.
+            let command = match (self.command, status) {
+                (Some(pid), ExitStatus::Signaled(libc::SIGKILL)) => {
+                    format!("; the command (pid {pid}) was one of them")
+                }
+                (
+                    Some(pid),
+                    ExitStatus::Signaled(_) | ExitStatus::Exited(_) | ExitStatus::Leaked,
+                ) => {
+                    format!("; the command (pid {pid}) was not one of them")
+                }
+                _ => String::new(),
+            };
+            report::line(format_args!(
+                "out of memory: the kernel's OOM killer killed {} process(es) of the run at \
+                 memory.max {max}{command}",
+                ev.oom_kills
+            ));
+        }
+        if ev.pids_refused > 0 {
+            crate::note!(
+                "the run reached pids.max {}: {} fork(s) or clone(s) failed with EAGAIN",
+                limits.pids_max.unwrap_or_default(),
+                ev.pids_refused
+            );
+        }
     }
 
     /// Teardown that runs on every path: nothing alive, boundary removed, terminal

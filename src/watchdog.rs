@@ -13,7 +13,9 @@
 //! once and without the polite round: freeze, kill and remove the leaf (with what a
 //! nested run made below it), then a stop-the-world sweep for the run's
 //! `CG_TEST_RUN_ID` token (the pgroup mode's processes, and any process that moved out
-//! of the leaf), and exits.
+//! of the leaf), puts back what the run's limits changed in cg-test's own cgroup (the
+//! controllers cg-test enabled there, if no other limited run uses them; itself back
+//! out of cg-test's own leaf, which it then removes), and exits.
 //!
 //! When the run ends normally, cg-test SIGKILLs the watchdog and reaps it before
 //! exiting (it is cg-test's child), so it never acts on a run that is already torn
@@ -34,7 +36,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 
-use crate::isolation::{self, cgroup, pgroup::ProcessGroup, Isolation, Options, Reaper};
+use crate::isolation::{self, cgroup, limits, pgroup::ProcessGroup, Isolation, Options, Reaper};
 use crate::platform;
 use crate::report::json;
 use crate::run_id::RunId;
@@ -49,6 +51,9 @@ pub struct Watch {
     /// The run's id (its token is `CG_TEST_RUN_ID=<id>`).
     pub run_id: RunId,
     pub opts: Options,
+    /// What the limits changed in cg-test's own cgroup. The watchdog is born in
+    /// cg-test's own leaf when cg-test moved there, and moves itself back.
+    pub limits: Option<limits::Undo>,
     /// `--report FILE`: where to write the report if cg-test is killed.
     pub report: Option<ReportSpec>,
 }
@@ -219,17 +224,32 @@ fn tear_down(w: &Watch, killed_supervisor: bool) {
             crate::note!("watchdog: {e:#}");
         }
     }
+    // Only after the run's leaf is gone: the controllers, and cg-test's own leaf.
+    let restored = w
+        .limits
+        .as_ref()
+        .and_then(|u| match limits::restore_after_death(u) {
+            Ok(r) => r.describe(u),
+            Err(e) => {
+                crate::note!("watchdog: {e:#}");
+                None
+            }
+        });
     let what = format!(
-        "killed {} process(es) of its run{}",
+        "killed {} process(es) of its run{}{}",
         killed.len(),
         removed
             .map(|l| format!(" and removed {}", l.display()))
+            .unwrap_or_default(),
+        restored
+            .as_ref()
+            .map(|r| format!("; {r}"))
             .unwrap_or_default()
     );
     if let (true, Some(spec)) = (killed_supervisor, &w.report) {
         write_report(w, spec, &what);
     }
-    if killed.is_empty() && removed.is_none() {
+    if killed.is_empty() && removed.is_none() && restored.is_none() {
         return;
     }
     for (pid, cmd) in &killed {

@@ -24,6 +24,7 @@ mod hygiene;
 mod idle;
 mod leaf;
 mod leaks;
+mod limits;
 mod nested;
 mod parallel;
 mod pdeathsig;

@@ -8,12 +8,16 @@
 //! - [`pgroup::ProcessGroup`]: process group + child subreaper + a sweep for the run's
 //!   environment token, for machines where no cgroup can be had.
 //!
+//! Resource limits ([`limits`]) are files of the cgroup leaf; the pgroup strategy has
+//! none, so a run that asks for limits never falls back to it silently.
+//!
 //! The ladder itself (polite signal, grace, freeze, kill, confirm) is the supervisor's;
 //! a strategy only offers the steps, each confirmed before it returns. This layer takes
 //! its own [`Options`], never the command line's types, so it can be driven without
 //! the CLI.
 
 pub mod cgroup;
+pub mod limits;
 pub mod pgroup;
 
 use std::os::fd::BorrowedFd;
@@ -25,6 +29,8 @@ use anyhow::{anyhow, Result};
 use crate::namespaces::{InitRecord, NsInit};
 use crate::run_id::RunId;
 use crate::spawn::Placement;
+
+pub use limits::{Limits, Policy};
 
 /// Which strategy to use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,12 +66,24 @@ pub struct Options {
     /// The flag that needs a cgroup leaf (`--harden`), named when none can be had;
     /// None: `--isolation cgroup` is what asked for it.
     pub leaf_required_by: Option<&'static str>,
+    /// Resource limits for the run's leaf; None (no limit asked for) costs nothing.
+    pub limits: Option<Limits>,
 }
 
 impl Options {
     /// What asked for a cgroup leaf, for the error when there is none.
     pub fn leaf_wanted_by(&self) -> &'static str {
         self.leaf_required_by.unwrap_or("--isolation cgroup")
+    }
+
+    /// Whether `auto` may fall back to the pgroup strategy: not when limits must be
+    /// applied (`--limits strict`), since the fallback has none.
+    pub fn may_fall_back(&self) -> bool {
+        self.mode == Mode::Auto
+            && self
+                .limits
+                .as_ref()
+                .is_none_or(|l| l.policy == Policy::BestEffort)
     }
 }
 
@@ -80,6 +98,18 @@ pub trait Isolation {
 
     /// The boundary in words, for messages (a leaf's path, a process group).
     fn describe(&self) -> String;
+
+    /// The limits applied to the run (None: none asked for, or dropped by
+    /// `--limits best-effort`).
+    fn limits(&self) -> Option<&Limits> {
+        None
+    }
+
+    /// What the watchdog must put back in cg-test's own cgroup if cg-test dies (the
+    /// controllers the limits enabled, cg-test's own leaf).
+    fn limits_undo(&self) -> Option<limits::Undo> {
+        None
+    }
 
     /// How the spawn step must place the child.
     fn placement(&self) -> Placement<'_>;
@@ -152,24 +182,42 @@ impl std::fmt::Display for Unavailable {
 
 /// Choose and set up the run's boundary.
 pub fn select(opts: &Options, run_id: &RunId) -> Result<Box<dyn Isolation>> {
-    match opts.mode {
-        Mode::Pgroup => Ok(Box::new(pgroup::ProcessGroup::new(run_id, opts))),
-        Mode::Cgroup => match cgroup::CgroupLeaf::create(opts, run_id) {
-            Ok(leaf) => Ok(Box::new(leaf)),
-            Err(u) => Err(anyhow!("{}: {u}", opts.leaf_wanted_by())),
-        },
-        Mode::Auto => match cgroup::CgroupLeaf::create(opts, run_id) {
-            Ok(leaf) => Ok(Box::new(leaf)),
-            Err(u) => Ok(fallback(opts, run_id, &u)),
-        },
+    if opts.mode == Mode::Pgroup {
+        if let Some(l) = &opts.limits {
+            // The CLI refuses this combination first; a library caller gets the same.
+            return Err(anyhow!(
+                "{}: limits need a cgroup v2 leaf, and --isolation pgroup has none",
+                l.flags()
+            ));
+        }
+        return Ok(Box::new(pgroup::ProcessGroup::new(run_id, opts)));
+    }
+    match cgroup::CgroupLeaf::create(opts, run_id) {
+        Ok(leaf) => Ok(Box::new(leaf)),
+        Err(cgroup::CreateError::Limits(msg)) => Err(anyhow!(msg)),
+        Err(cgroup::CreateError::Unavailable(u)) if opts.mode == Mode::Cgroup => {
+            Err(anyhow!("{}: {u}", opts.leaf_wanted_by()))
+        }
+        Err(cgroup::CreateError::Unavailable(u)) if !opts.may_fall_back() => {
+            let flags = opts.limits.as_ref().map(Limits::flags).unwrap_or_default();
+            Err(anyhow!(
+                "{flags}: limits need a cgroup v2 leaf, and none can be had here: {u}; or pass \
+                 --limits best-effort to run without limits"
+            ))
+        }
+        Err(cgroup::CreateError::Unavailable(u)) => Ok(fallback(opts, run_id, &u)),
     }
 }
 
 /// The pgroup strategy after cgroup isolation turned out unusable, with the one note
-/// that says why.
+/// that says why (and, for `--limits best-effort`, the warning that the run goes on
+/// without its limits).
 pub fn fallback(opts: &Options, run_id: &RunId, why: &Unavailable) -> Box<dyn Isolation> {
     let p = pgroup::ProcessGroup::new(run_id, opts);
     crate::note!("{why}; using {}", p.describe_mode());
+    if let Some(l) = &opts.limits {
+        limits::warn_no_leaf(l, "the process-group fallback");
+    }
     Box::new(p)
 }
 

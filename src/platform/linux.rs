@@ -400,3 +400,66 @@ pub fn close_fds_from(from: i32) {
         unsafe { libc::close(fd) };
     }
 }
+
+/// The value of the extended attribute `name` of `path`; None when it has none
+/// (ENODATA). Used on cgroupfs directories, which keep `user.*` attributes (Linux 5.7).
+pub fn get_xattr(path: &std::path::Path, name: &std::ffi::CStr) -> io::Result<Option<Vec<u8>>> {
+    let c = path_cstring(path)?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: getxattr writes at most buf.len() bytes into buf.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODATA) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    buf.truncate(n as usize);
+    Ok(Some(buf))
+}
+
+/// Set the extended attribute `name` of `path` to `value`.
+pub fn set_xattr(path: &std::path::Path, name: &std::ffi::CStr, value: &[u8]) -> io::Result<()> {
+    let c = path_cstring(path)?;
+    // SAFETY: setxattr reads value.len() bytes from value.
+    let r = unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr() as *const libc::c_void,
+            value.len(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Remove the extended attribute `name` of `path`; one that is not there is no error.
+pub fn remove_xattr(path: &std::path::Path, name: &std::ffi::CStr) -> io::Result<()> {
+    let c = path_cstring(path)?;
+    // SAFETY: plain syscall on valid C strings.
+    if unsafe { libc::removexattr(c.as_ptr(), name.as_ptr()) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENODATA) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn path_cstring(path: &std::path::Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}

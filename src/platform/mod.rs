@@ -10,6 +10,7 @@
 //! - the signal source: a signalfd on Linux (signals stay blocked, nothing runs in a
 //!   handler), a self-pipe written by handlers elsewhere.
 //! - the process table: /proc on Linux, sysctl on macOS.
+//! - extended attributes (the limits' record on a cgroupfs directory): Linux only.
 
 #[cfg(target_os = "linux")]
 #[path = "linux.rs"]
@@ -21,9 +22,9 @@ mod imp;
 
 pub use imp::{
     become_subreaper, child_pids, child_set_parent_death_signal, cloexec_pipe, close_fds_from,
-    cmdline, environ_has, fork_child, parent_death_signal, process_alive, process_ids,
-    process_info, process_start_time, set_parent_death_signal, thread_count, wait_child_event,
-    Pidfd, SignalSource,
+    cmdline, environ_has, fork_child, get_xattr, parent_death_signal, process_alive, process_ids,
+    process_info, process_start_time, remove_xattr, set_parent_death_signal, set_xattr,
+    thread_count, wait_child_event, Pidfd, SignalSource,
 };
 
 /// clone3 with namespace flags, for the Linux-only namespace code (src/namespaces).

@@ -448,3 +448,18 @@ pub fn close_fds_from(from: i32) {
         unsafe { libc::close(fd) };
     }
 }
+
+/// No cgroupfs here, so nothing keeps the limits' record: always "not supported".
+pub fn get_xattr(_path: &std::path::Path, _name: &std::ffi::CStr) -> io::Result<Option<Vec<u8>>> {
+    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+}
+
+/// See [`get_xattr`].
+pub fn set_xattr(_path: &std::path::Path, _name: &std::ffi::CStr, _value: &[u8]) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+}
+
+/// See [`get_xattr`].
+pub fn remove_xattr(_path: &std::path::Path, _name: &std::ffi::CStr) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+}
