@@ -208,16 +208,20 @@ fn spawn_via_init(
     }
     drop((write_end, status_w, control_r));
     let mut handle = NsInit::new(init, status_r, control_w);
-    if let Some((stage, errno)) = read_child_report(&read_end) {
-        kill_and_reap(init);
-        return Ok(Spawned::Failed(classify(stage, errno, req.command)));
-    }
+    // The init reports the command right after forking it, before the command execs
+    // (it writes nothing when its own set-up failed: then the exec report says why).
     let Some(InitRecord::Spawned { ns_pid, placed }) = handle.read_first() else {
+        let report = read_child_report(&read_end);
         kill_and_reap(init);
-        return Err(anyhow!(
-            "--pid-ns: the namespace's init (pid {init}) ended before it reported the command"
-        ));
+        return match report {
+            Some((stage, errno)) => Ok(Spawned::Failed(classify(stage, errno, req.command))),
+            None => Err(anyhow!(
+                "--pid-ns: the namespace's init (pid {init}) ended before it reported the \
+                 command"
+            )),
+        };
     };
+    // The init reaps nothing before the go-ahead, so the command is its child still.
     let Some(pid) = namespaces::host_pid(init, ns_pid) else {
         kill_and_reap(init);
         return Err(anyhow!(
@@ -225,9 +229,13 @@ fn spawn_via_init(
              children of its init (pid {init}) in /proc"
         ));
     };
-    handle.go_ahead();
     crate::step!("spawned pid {pid} ({})", how(placed));
     crate::step!("pid {pid} is pid {ns_pid} of a new pid namespace whose init is pid {init}");
+    if let Some((stage, errno)) = read_child_report(&read_end) {
+        kill_and_reap(init);
+        return Ok(Spawned::Failed(classify(stage, errno, req.command)));
+    }
+    handle.go_ahead();
     if let Some(tty) = req.terminal {
         // SAFETY: tcsetpgrp on our terminal with SIGTTOU blocked; the child does the
         // same, so either order works.

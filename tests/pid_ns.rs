@@ -101,15 +101,19 @@ fn sigkill_without_watchdog(mode: Mode, pid_ns: bool) {
              ({victims:?}); stderr:\n{}",
             out.stderr
         );
-        // The control's survivors: ours by their marker, killed by pid (the hopper's
-        // pid moves, so until a scan finds none).
+        // The control's survivors: ours by their marker, killed by pid. The hopper's pid
+        // moves and one scan can miss it mid-fork: until three scans in a row find none.
         wait_for(
             "the control's survivors to die",
             Duration::from_secs(10),
             || {
-                let left = procs::with_marker(g.marker());
-                left.iter().for_each(|&p| procs::kill(p, libc::SIGKILL));
-                left.is_empty().then_some(())
+                (0..3)
+                    .all(|_| {
+                        let left = procs::with_marker(g.marker());
+                        left.iter().for_each(|&p| procs::kill(p, libc::SIGKILL));
+                        left.is_empty()
+                    })
+                    .then_some(())
             },
         );
         assert_no_survivors(g.marker());
