@@ -17,10 +17,30 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::supervisor_death::{assert_all_gone_soon, assert_hopper_alive, victims};
+use crate::supervisor_death::{assert_all_gone_soon, victims};
 use crate::unprivileged::{binaries_for_nobody, NOBODY};
 use crate::util::fixture::sh_quote;
 use crate::util::*;
+
+/// The session hopper is alive: it holds the newest pids (each generation forks a
+/// fresh one every few milliseconds), so look at the newest first, before it moves on;
+/// a scan in pid order on a loaded machine can miss it every time.
+fn assert_hopper_alive(marker: &str) {
+    wait_for(
+        "the hopper to be seen alive",
+        Duration::from_secs(10),
+        || {
+            let mut pids = procs::all_pids();
+            pids.sort_unstable_by(|a, b| b.cmp(a));
+            pids.into_iter()
+                .take(64)
+                .any(|p| {
+                    procs::cmdline(p).is_some_and(|c| c.contains(marker) && c.ends_with(" hopper "))
+                })
+                .then_some(())
+        },
+    );
+}
 
 /// The fixture announces itself by its own pid, which inside the namespace is not the
 /// pid the host sees: map each to the host pid whose innermost `NSpid` it is, among
@@ -60,10 +80,19 @@ fn sigkill_without_watchdog(mode: Mode, pid_ns: bool) {
         args.push("--pid-ns".into());
     }
     args.extend(["--compat", "no-watchdog", "--"].map(String::from));
-    let mut command = victims(&fx, &ready_dir, false);
-    // Survivors of the control must not hold the pipes the test reads cg-test's
-    // output from, or collecting it would wait for their end.
-    command[2] = format!("exec >/dev/null 2>&1; {}", command[2]);
+    let command = if pid_ns {
+        victims(&fx, &ready_dir, false)
+    } else {
+        // The control's survivors: no hopper (the test must kill them by pid after),
+        // and not holding the pipes the test reads cg-test's output from, or
+        // collecting it would wait for their end.
+        let script = format!(
+            "exec >/dev/null 2>&1; {} & {} & wait",
+            fx.sh(&["daemon"]),
+            fx.sh(&["ignore-term"])
+        );
+        vec!["sh".into(), "-c".into(), script]
+    };
     args.extend(command);
     let mut run = g.start(g.cg_test(&args));
     let ready = wait_ready(&ready_dir, 3);
@@ -74,7 +103,9 @@ fn sigkill_without_watchdog(mode: Mode, pid_ns: bool) {
         ready.pids.clone()
     };
     assert_alive_with_marker(&victims, g.marker());
-    assert_hopper_alive(g.marker());
+    if pid_ns {
+        assert_hopper_alive(g.marker());
+    }
 
     run.signal(libc::SIGKILL);
     let killed_at = Instant::now();
