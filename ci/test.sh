@@ -30,6 +30,9 @@ cargo clippy --target x86_64-apple-darwin --locked -- -D warnings
 step "real test suites end to end (vitest, pnpm, pytest, cargo, make; npm and PyPI)"
 bash scripts/e2e.sh
 
+step "tini's own test suite against cg-test (tini's test programs, Debian's source package)"
+bash scripts/tini-test.sh
+
 step "OCI runtime lane: cg-test as PID 1 of runc containers (Docker's defaults, privileged)"
 bash scripts/container-test.sh
 

@@ -447,3 +447,41 @@ if "containment" in only:
 
 print(f"\n(load average {load()} at the end)")
 PY
+
+# Issue 12: what --pid-ns and --harden cost per run (interleaved A/B against the same
+# run without the flag): --pid-ns clones an init with new pid and mount namespaces,
+# mounts a fresh /proc and forks the command from there; --harden makes a cgroup and a
+# mount namespace in the child, remounts cgroup2 and drops CAP_SYS_ADMIN.
+python3 - "$runs" <<'PY'
+import statistics, subprocess, sys, time
+
+runs = int(sys.argv[1])
+cg = "./target/release/cg-test"
+
+def once(argv):
+    t0 = time.perf_counter()
+    subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+print("\n| `cg-test -- true`, interleaved | median | p90 |")
+print("|---|---|---|")
+cases = [
+    ("cgroup", ["--isolation", "cgroup"]),
+    ("cgroup --pid-ns", ["--isolation", "cgroup", "--pid-ns"]),
+    ("cgroup --harden", ["--isolation", "cgroup", "--harden"]),
+    ("cgroup --pid-ns --harden", ["--isolation", "cgroup", "--pid-ns", "--harden"]),
+    ("pgroup", ["--isolation", "pgroup"]),
+    ("pgroup --pid-ns", ["--isolation", "pgroup", "--pid-ns"]),
+]
+times = {name: [] for name, _ in cases}
+for _ in range(runs):
+    for name, flags in cases:
+        times[name].append(once([cg, "-q", *flags, "--", "true"]))
+base = {}
+for name, _ in cases:
+    t = sorted(times[name])
+    med, p90 = statistics.median(t), t[max(0, int(len(t) * 0.9) - 1)]
+    ref = base.setdefault(name.split()[0], med)
+    delta = "" if ref == med else f" ({(med-ref)*1e6:+.0f} µs)"
+    print(f"| {name} | {med*1000:.2f} ms{delta} | {p90*1000:.2f} ms |")
+PY

@@ -38,16 +38,17 @@
 # Adding a scenario is one function `scn_NAME VARIANT` plus its name in SCENARIOS; it
 # starts containers with `start_ctr VARIANT ARGV...` and checks with the helpers below
 # (wait_ready, wait_ctr, expect_done, check_isolation, assert_no_survivors, finish_ctr,
-# assert_no_late). Hook points for the parts of issue 12 that come later:
-#   --pid-ns      scn_pid_ns: cg-test --pid-ns under a non-cg-test PID 1 (the fixture's
-#                 sleep), `kill -KILL` cg-test from the host, nothing of the run left in
-#                 1 s; in the docker variants it must refuse with 125 (no CAP_SYS_ADMIN,
-#                 seccomp denies unshare).
+# assert_no_late). Issue 12's flags:
+#   --pid-ns      scn_pid_ns: cg-test --pid-ns (no watchdog) under a non-cg-test PID 1
+#                 (the fixture's sleep), `kill -KILL` cg-test from the host, nothing of
+#                 the run left in 1 s; in the docker variants it refuses with 125 (no
+#                 CAP_SYS_ADMIN, seccomp denies unshare).
 #   --harden      scn_harden: a root child writes its pid into the namespace root's
-#                 cgroup.procs; refused with --harden (docker-rw, privileged).
+#                 cgroup.procs: refused with --harden (privileged), succeeds without
+#                 (the control); --harden itself refused with 125 without CAP_SYS_ADMIN.
 #   --forward-to  scn_forward_to: `runc kill ID USR1` reaches the command's group.
-#   kill(-1)      check_teardown_sweep VARIANT: where the `-v` line saying the teardown
-#                 sweep of a pid namespace's init is kill(-1, SIGKILL) gets asserted.
+#   kill(-1)      check_teardown_sweep VARIANT: the -v lines saying PID 1 starts no
+#                 watchdog and that its pgroup kill is kill(-1, SIGKILL).
 set -uo pipefail
 shopt -s nullglob
 
@@ -421,10 +422,18 @@ check_isolation() {
     check_teardown_sweep "$variant"
 }
 
-# Hook for the pid-namespace teardown sweep (issue 12, later): as a pid namespace's
-# init on the pgroup path, cg-test's sweep becomes kill(-1, SIGKILL) and says so in -v.
-# Assert that line here once it exists.
-check_teardown_sweep() { :; }
+# As the init of the container's pid namespace cg-test starts no watchdog (its death
+# kills the namespace), and on the pgroup path its kill is kill(-1, SIGKILL), which
+# reaches every process of the namespace; both say so in -v. (Every scenario that calls
+# check_isolation has a TERM-ignorer, so the kill step always runs.)
+check_teardown_sweep() {
+    expect_line "$ERR" '^cg-test: no watchdog: cg-test is the init of its pid namespace'
+    if [[ $(isolation_of "$1") == pgroup ]]; then
+        expect_line "$ERR" '^cg-test: kill(-1, SIGKILL): cg-test is the init of its pid namespace'
+    elif grep -q 'kill(-1' "$ERR"; then
+        fail "kill(-1) on the cgroup path: $(grep 'kill(-1' "$ERR")"
+    fi
+}
 
 # assert_no_survivors MARKER: nothing alive carries it (a few scans).
 assert_no_survivors() {
@@ -713,8 +722,157 @@ scn_doctor() {
     finish_ctr
 }
 
+# exec_bg OUT ERR ARG... : `runc exec` ARG... in the container, in the background, its
+# output in files; sets EXECPID (the host pid of `runc exec`).
+exec_bg() {
+    local out=$1 err=$2
+    shift 2
+    "${RUNC[@]}" exec "$CID" "$@" </dev/null >"$out" 2>"$err" &
+    EXECPID=$!
+}
+
+# The host pid of the cg-test (not its --pid-ns init, whose parent is cg-test) whose
+# command line carries MARKER.
+cg_test_pid() {
+    local p parent
+    for p in $(marker_pids "$1"); do
+        [[ $(tr '\0' '\n' 2>/dev/null <"/proc/$p/cmdline" | head -n 1) == cg-test ]] || continue
+        parent=$(ppid_of "$p")
+        [[ $(tr '\0' '\n' 2>/dev/null <"/proc/$parent/cmdline" | head -n 1) == cg-test ]] && continue
+        echo "$p"
+    done
+}
+
+# --pid-ns (issue 12) under a container init that is not cg-test (the fixture's sleep):
+# where the container has CAP_SYS_ADMIN (privileged), the run is an escaped daemon and
+# a TERM-ignorer in a pid namespace of their own; cg-test runs without its watchdog, so
+# only the namespace can kill them when cg-test is SIGKILLed from the host: nothing of
+# the run may be left 1 s later. In the docker variants (no CAP_SYS_ADMIN, and the
+# seccomp profile denies unshare): exit 125, one line, nothing run.
+scn_pid_ns() {
+    local v=$1 mi=$TAG-$SCN_SEQ-init m=$TAG-$SCN_SEQ-pidns late=$LATE
+    start_ctr "$v" cg-test-fixture --marker "$mi" --life 60 --ready /x/ready sleep
+    wait_ready "$X/ready" 1 20
+    CGDIR=$(ctr_cgdir)
+    if [[ $v != privileged ]]; then
+        "${RUNC[@]}" exec "$CID" cg-test --pid-ns -- sh -c ": $m; touch /x/ran" </dev/null >"$X/exec.out" 2>"$X/exec.err"
+        expect_rc $? 125 "cg-test --pid-ns without CAP_SYS_ADMIN"
+        [[ $(wc -l <"$X/exec.err") == 1 ]] || fail "expected one line, got: $(cat "$X/exec.err")"
+        expect_line "$X/exec.err" '^cg-test: --pid-ns: cg-test lacks CAP_SYS_ADMIN'
+        [[ ! -e $X/ran ]] || fail "the command ran"
+        note "refused: $(cut -c1-110 "$X/exec.err")..."
+    else
+        exec_bg "$X/pidns.out" "$X/pidns.err" cg-test -v --pid-ns --compat no-watchdog -- sh -c "$(victims_cmd "$m" $late)"
+        wait_ready "$X/ready" 3 20
+        local cgt end
+        cgt=$(cg_test_pid "$m")
+        [[ -n $cgt && $(wc -w <<<"$cgt") == 1 ]] || fail "cannot tell cg-test's host pid: '$cgt'"
+        [[ $(victim_pids "$m" | wc -l) == 2 ]] || fail "the 2 victims are not alive: $(victim_pids "$m")"
+        local leaf
+        leaf=$(find "$CGDIR" -mindepth 1 -maxdepth 1 -type d -name 'cg-test-*')
+        [[ -n $leaf && -e $leaf/cgroup.events ]] || fail "no cg-test leaf in $CGDIR while the run goes on"
+        kill -KILL "$cgt"
+        end=$(awk -v t="$(now)" 'BEGIN { printf "%.2f", t + 1 }')
+        # Every process of the run is in the leaf: `populated 0` means all are dead (one
+        # read per check, so the check's own cost does not eat the second).
+        while grep -q '^populated 1' "$leaf/cgroup.events"; do
+            [[ $(awk -v e="$end" -v t="$(now)" 'BEGIN { print (t > e) }') == 1 ]] &&
+                fail "the run's processes alive 1 s after cg-test was SIGKILLed: $(tr '\n' ' ' <"$leaf/cgroup.procs")"
+            sleep 0.02
+        done
+        [[ -z $(victim_pids "$m") ]] || fail "victims alive after their leaf emptied: $(victim_pids "$m")"
+        wait "$EXECPID"
+        expect_line "$X/pidns.err" 'is pid 2 of a new pid namespace whose init is pid'
+        note "SIGKILL of cg-test (host pid $cgt), no watchdog: the namespace took the run with it"
+        LEAF_EXPECTED=left
+    fi
+    "${RUNC[@]}" kill "$CID" KILL
+    wait_ctr 30
+    assert_no_survivors "$m"
+    finish_ctr
+    [[ $v == privileged ]] && assert_no_late "$X/late" "$late"
+    return 0
+}
+
+# --harden (issue 12): a root child of the command writes its pid into
+# /sys/fs/cgroup/cgroup.procs, which without --harden is the cgroup namespace's root
+# (the leaf's parent). privileged: under --harden the child's /sys/fs/cgroup shows only
+# its leaf, so the host still finds it in the leaf, and it dies at the timeout; without
+# --harden (the control) the host finds it in the namespace root, outside the leaf.
+# Elsewhere (no CAP_SYS_ADMIN): --harden is refused with exit 125, one line, nothing run.
+scn_harden() {
+    local v=$1 m=$TAG-$SCN_SEQ-hard late=$LATE p
+    # shellcheck disable=SC2016 # expanded by the container's shell
+    local child='echo $$ > /sys/fs/cgroup/cgroup.procs; exec cg-test-fixture --marker '"$m"' --life 30 --ready /x/ready --late /x/late --late-after '"$late"' sleep'
+    if [[ $v != privileged ]]; then
+        start_ctr "$v" cg-test --harden -- sh -c ": $m; touch /x/ran"
+        wait_ctr 30
+        expect_rc "$RC" 125 "cg-test --harden without CAP_SYS_ADMIN"
+        [[ $(wc -l <"$ERR") == 1 ]] || fail "expected one line, got: $(cat "$ERR")"
+        expect_line "$ERR" '^cg-test: --harden: cg-test lacks CAP_SYS_ADMIN'
+        [[ ! -e $X/ran ]] || fail "the command ran"
+        finish_ctr
+        return 0
+    fi
+    start_ctr "$v" cg-test -v --harden -t 4s -k 1s -- sh -c ": $m; sh -c '$child' & wait"
+    wait_ready "$X/ready" 1 20
+    CGDIR=$(ctr_cgdir)
+    p=$(victim_pids "$m")
+    [[ -n $p ]] || fail "the child is not alive"
+    grep -qx "$p" "$CGDIR"/cg-test-1-*/cgroup.procs || fail "under --harden the child $p should still be in the leaf"
+    wait_ctr 30
+    expect_rc "$RC" 124 "cg-test --harden -t 4s"
+    assert_no_survivors "$m"
+    finish_ctr
+    assert_no_late "$X/late" "$late"
+
+    # The control: the same without --harden leaves the leaf (it dies with the
+    # namespace when cg-test, PID 1, exits).
+    start_ctr "$v" cg-test -v -t 4s -k 1s -- sh -c ": $m; sh -c '$child' & wait"
+    wait_ready "$X/ready" 1 20
+    CGDIR=$(ctr_cgdir)
+    p=$(victim_pids "$m")
+    grep -qx "$p" "$CGDIR/cgroup.procs" || fail "without --harden the child $p should be in the namespace root $CGDIR"
+    note "control: without --harden the child moved itself to the namespace root (host: ${CGDIR#"$host_cg2"})"
+    wait_ctr 30
+    assert_no_survivors "$m"
+    finish_ctr
+}
+
+# --forward-to group (issue 12): `runc kill ID USR1` (docker kill -s USR1) reaches the
+# command's process group: a child of the command records it and exits, the command
+# (which has its own no-op handler) then exits 5. The control (docker variant): with the
+# default, the child never sees it, and a TERM ends the run (143).
+scn_forward_to() {
+    local v=$1 m=$TAG-$SCN_SEQ-fwd
+    # shellcheck disable=SC2016 # expanded by the container's shell
+    local child=': '"$m"'; trap "touch /x/got; exit 0" USR1; touch /x/ready/1; i=0; while [ ! -e /x/got ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done'
+    # shellcheck disable=SC2016
+    local cmd=": $m; trap : USR1; sh -c '$child' & until wait; do :; done; exit 5"
+    start_ctr "$v" cg-test -v --forward-to group -- sh -c "$cmd"
+    wait_ready "$X/ready" 1 20
+    "${RUNC[@]}" kill "$CID" USR1 || fail "runc kill $CID USR1 failed"
+    wait_ctr 30
+    expect_rc "$RC" 5 "cg-test --forward-to group, after runc kill USR1"
+    [[ -e $X/got ]] || fail "the command's group did not get USR1"
+    assert_no_survivors "$m"
+    finish_ctr
+    [[ $v == docker ]] || return 0
+    start_ctr "$v" cg-test -v -k 1s -- sh -c "$cmd"
+    wait_ready "$X/ready" 1 20
+    "${RUNC[@]}" kill "$CID" USR1 || fail "runc kill $CID USR1 failed"
+    sleep 1
+    [[ ! -e $X/got ]] || fail "with --forward-to command the child got USR1"
+    "${RUNC[@]}" kill "$CID" TERM
+    wait_ctr 30
+    expect_rc "$RC" 143 "the control, after runc kill TERM"
+    note "control: with the default --forward-to command, USR1 reached the command alone"
+    assert_no_survivors "$m"
+    finish_ctr
+}
+
 VARIANTS=(docker docker-v2 docker-rw privileged)
-SCENARIOS=(doctor exit_code stop kill exec_orphans timeout)
+SCENARIOS=(doctor exit_code stop kill exec_orphans timeout pid_ns harden forward_to)
 
 # --- 6. run -------------------------------------------------------------------------------
 passed=0 failed=0 SCN_SEQ=0

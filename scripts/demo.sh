@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds cg-test and shows what it is for: a command that leaves a setsid'ed daemon
 # behind. First without cg-test (the daemon escapes; this script then kills it by pid),
-# then under cg-test with a 3 s timeout (nothing survives).
+# then under cg-test with a 3 s timeout (nothing survives), then under cg-test killed
+# itself with SIGKILL mid-run, as a CI cancel does (its watchdog still leaves nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -35,4 +36,17 @@ set -e
 left=$(survivors)
 echo "   exit code: $rc (124 = timed out)"
 echo "   still running after cg-test returned:${left:- nothing}"
-[ "$rc" = 124 ] && [ -z "$left" ]
+[ "$rc" = 124 ] && [ -z "$left" ] || exit 1
+
+echo
+echo "== cg-test itself killed: $bin -- sh -c 'setsid sleep 300 & sleep 600', then kill -9 of cg-test"
+env "$marker" "$bin" -- sh -c 'setsid sleep 300 & sleep 600' &
+cg=$!
+sleep 1
+echo "   running before the kill:$(survivors)"
+kill -KILL "$cg"
+wait "$cg" 2>/dev/null || true
+sleep 0.5
+left=$(survivors)
+echo "   still running 0.5 s after cg-test was killed:${left:- nothing}"
+[ -z "$left" ]

@@ -18,8 +18,8 @@
 #   SCENARIO-GLOB  run only the suite scenarios whose file name matches (e.g. '1*'), and
 #                  no PID-1 boots unless it also matches them (e.g. '*exit*')
 # Environment:
-#   VMTEST_BUDGET=570     seconds the whole lane may take, install and build included
-#   VMTEST_SUITE_TIMEOUT=360  VMTEST_PID1_TIMEOUT=90   limits per boot, in seconds
+#   VMTEST_BUDGET=660     seconds the whole lane may take, install and build included
+#   VMTEST_SUITE_TIMEOUT=450  VMTEST_PID1_TIMEOUT=90   limits per boot, in seconds
 #   VMTEST_KEEP=1         keep the work directory (vm-work/run.PID: initramfs, consoles)
 #   VMTEST_ALLOW_SKIP=1   a scenario that skips itself (a missing tool) is reported but
 #                         not counted as a failure; by default every skip is a failure,
@@ -29,9 +29,9 @@ set -euo pipefail
 shopt -s nullglob
 
 started=$SECONDS
-budget=${VMTEST_BUDGET:-570}
+budget=${VMTEST_BUDGET:-660}
 allow_skip=${VMTEST_ALLOW_SKIP:-0}
-suite_timeout=${VMTEST_SUITE_TIMEOUT:-360}
+suite_timeout=${VMTEST_SUITE_TIMEOUT:-450}
 pid1_timeout=${VMTEST_PID1_TIMEOUT:-90}
 only=${1:-*}
 
@@ -318,7 +318,8 @@ vm-test:     kernels before 5.2 (no cgroup freezer) are not run
 vm-test:   - a terminal: the console is a serial line and stdin is not a tty, so
 vm-test:     foreground process group / tcsetpgrp handling is not exercised
 vm-test:   - speed: TCG emulates the CPU, so timings are loose and nothing is measured
-vm-test:   - resource limits (memory/pids/cpu): no scenario yet; the controllers are there
+vm-test:   - limits without root: the limits scenarios (3*-limits-*) run as root in
+vm-test:     cgroups the scenario made, not in a systemd scope; io is never limited
 EOF
 if ((failed)); then
     say "failures:"

@@ -188,6 +188,42 @@ pub fn parse_procs(text: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Controllers bound to a v1 hierarchy, by their v2 names, from /proc/cgroups
+/// (`subsys hierarchy num_cgroups enabled`; hierarchy 0 means v2 or unbound). v1
+/// controllers without a v2 counterpart (devices, freezer, net_cls, ...) are left out.
+pub fn v1_bound_controllers(proc_cgroups: &str) -> Vec<String> {
+    let mut out: Vec<String> = proc_cgroups
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (name, hierarchy, enabled) = (f.first()?, f.get(1)?, f.get(3)?);
+            if *hierarchy == "0" || *enabled != "1" {
+                return None;
+            }
+            let v2 = match *name {
+                "cpu" | "cpuacct" => "cpu",
+                "blkio" => "io",
+                "cpuset" | "memory" | "pids" | "hugetlb" | "rdma" | "misc" => name,
+                _ => return None,
+            };
+            Some(v2.to_string())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The value of `key` in a flat keyed cgroup file (`memory.events`: `oom_kill 1`,
+/// `pids.events`: `max 3`).
+pub fn keyed_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +293,16 @@ mod tests {
         assert!(!e.populated && e.frozen);
         assert_eq!(parse_procs("12\n345\n"), vec![12, 345]);
         assert!(parse_procs("").is_empty());
+    }
+
+    #[test]
+    fn keyed_values() {
+        let t = "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(keyed_value(t, "oom_kill"), Some(1));
+        assert_eq!(keyed_value(t, "max"), Some(12));
+        assert_eq!(keyed_value(t, "oom"), Some(1));
+        assert_eq!(keyed_value(t, "nope"), None);
+        assert_eq!(keyed_value("max max\n", "max"), None);
     }
 
     #[test]

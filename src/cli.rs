@@ -23,6 +23,28 @@ pub enum IsolationMode {
     Pgroup,
 }
 
+/// Which processes get the signals cg-test passes on without a teardown (USR1, USR2,
+/// WINCH).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ForwardTo {
+    /// USR1 and USR2 to the command alone, WINCH to its process group (as a terminal
+    /// sends it).
+    Command,
+    /// All three to the command's process group (tini -g, dumb-init's default).
+    Group,
+    /// All three to every process of the run.
+    All,
+}
+
+/// What a limit the host cannot apply does to the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LimitsPolicy {
+    /// Refuse the run (exit 125) with the reason.
+    Strict,
+    /// Warn in one line and run without limits.
+    BestEffort,
+}
+
 /// How much cg-test says on stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
@@ -78,10 +100,53 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = IsolationMode::Auto)]
     pub isolation: IsolationMode,
 
+    /// Limit the run's memory (cgroup v2 memory.max): 512M, 2G, 1.5G or bytes; K, M, G,
+    /// T are powers of 1024. Swap is limited to 0 as well unless --memory-swap-max.
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory_max, allow_hyphen_values = true)]
+    pub memory_max: Option<u64>,
+
+    /// Swap the run may use on top of --memory-max (memory.swap.max): a size, 0 (the
+    /// default) or max.
+    #[arg(long, value_name = "SIZE", value_parser = parse_swap_max, requires = "memory_max", allow_hyphen_values = true)]
+    pub memory_swap_max: Option<isolation::limits::SwapMax>,
+
+    /// Limit the number of processes and threads in the run (pids.max); forks beyond it
+    /// fail with EAGAIN.
+    #[arg(long, value_name = "N", value_parser = parse_pids_max, allow_hyphen_values = true)]
+    pub pids_max: Option<u32>,
+
+    /// Limit the run's CPU time to N CPUs (cpu.max: N × 100 ms per 100 ms period;
+    /// fractional, e.g. 0.5 or 2).
+    #[arg(long, value_name = "N", value_parser = parse_cpus, allow_hyphen_values = true)]
+    pub cpus: Option<f64>,
+
+    /// What a limit this host cannot apply does: strict refuses the run (exit 125),
+    /// best-effort warns in one line and runs without limits.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = LimitsPolicy::Strict)]
+    pub limits: LimitsPolicy,
+
     /// Tear the run down (as on SIGTERM: exit 143) when cg-test's parent dies, e.g. the
     /// shell or harness that started it is SIGKILLed (Linux).
     #[arg(long)]
     pub die_with_parent: bool,
+
+    /// Which processes get USR1, USR2 and WINCH sent to cg-test: the command alone
+    /// (WINCH: its process group), the command's process group, or every process of the
+    /// run. Teardown signals (INT, TERM, HUP, QUIT) always go to every process.
+    #[arg(long, value_enum, value_name = "WHOM", default_value_t = ForwardTo::Command)]
+    pub forward_to: ForwardTo,
+
+    /// Run the command in a new pid namespace (and mount namespace with /proc remounted)
+    /// whose init dies with cg-test, so the kernel kills everything in it when cg-test
+    /// dies, even by SIGKILL (Linux; needs CAP_SYS_ADMIN or unprivileged user namespaces).
+    #[arg(long)]
+    pub pid_ns: bool,
+
+    /// Keep a root command inside its cgroup leaf: a new cgroup namespace rooted at the
+    /// leaf, no_new_privs, and CAP_SYS_ADMIN removed from every capability set (Linux;
+    /// needs CAP_SYS_ADMIN and a cgroup leaf).
+    #[arg(long)]
+    pub harden: bool,
 
     /// Write the whole run as JSON to FILE (atomically, on every path; the schema is
     /// in docs/REPORT.md). Checked before the command starts.
@@ -261,8 +326,13 @@ pub struct Config {
     pub fail_on_leak: bool,
     pub isolation: IsolationMode,
     pub die_with_parent: bool,
+    pub forward_to: ForwardTo,
+    pub pid_ns: bool,
+    pub harden: bool,
     pub verbosity: Verbosity,
     pub compat: Vec<Compat>,
+    /// The resource limits asked for (None: none).
+    pub limits: Option<isolation::Limits>,
     /// `--report FILE`, checked writable.
     pub report: Option<PathBuf>,
 }
@@ -275,6 +345,12 @@ impl Config {
                 "COMMAND is empty: give the program to run after `--`, e.g. cg-test -- make test"
             );
         }
+        if args.harden && args.isolation == IsolationMode::Pgroup {
+            bail!(
+                "--harden keeps the command inside its cgroup leaf, which --isolation pgroup \
+                 does not make; use --isolation auto or cgroup, or drop --harden"
+            );
+        }
         if let Some(path) = &args.report {
             crate::report::json::check_writable(path)?;
         }
@@ -285,7 +361,16 @@ impl Config {
         } else {
             Verbosity::Normal
         };
+        let limits = limits_of(&args);
+        if let (Some(l), IsolationMode::Pgroup) = (&limits, args.isolation) {
+            bail!(
+                "{}: limits are files of a cgroup v2 leaf, and --isolation pgroup has none; \
+                 use --isolation auto or cgroup, or drop the limit",
+                l.flags()
+            );
+        }
         Ok(Config {
+            limits,
             command: args.command,
             // `--timeout 0` disables the limit, as in GNU timeout.
             timeout: args.timeout.filter(|d| !d.is_zero()),
@@ -295,6 +380,9 @@ impl Config {
             fail_on_leak: args.fail_on_leak,
             isolation: args.isolation,
             die_with_parent: args.die_with_parent,
+            forward_to: args.forward_to,
+            pid_ns: args.pid_ns,
+            harden: args.harden,
             verbosity,
             compat: args.compat,
             report: args.report,
@@ -309,7 +397,10 @@ impl Config {
     /// What the isolation layer is asked to do, in its own terms (it knows no CLI).
     pub fn isolation_options(&self) -> isolation::Options {
         isolation::Options {
+            // --harden confines the command to its leaf: without one there is nothing to
+            // harden, so auto may not fall back.
             mode: match self.isolation {
+                IsolationMode::Auto if self.harden => isolation::Mode::Cgroup,
                 IsolationMode::Auto => isolation::Mode::Auto,
                 IsolationMode::Cgroup => isolation::Mode::Cgroup,
                 IsolationMode::Pgroup => isolation::Mode::Pgroup,
@@ -319,8 +410,103 @@ impl Config {
             subreaper: crate::platform::IS_LINUX && !self.forces(Compat::NoSubreaper),
             freeze_gives_up: self.forces(Compat::FreezeGivesUp),
             keep_stale: false,
+            leaf_required_by: if self.harden { Some("--harden") } else { None },
+            limits: self.limits.clone(),
         }
     }
+}
+
+/// The limits the flags ask for, or None when no limit flag was given.
+fn limits_of(args: &Args) -> Option<isolation::Limits> {
+    let l = isolation::Limits {
+        memory_max: args.memory_max,
+        memory_swap_max: args.memory_swap_max.unwrap_or_default(),
+        pids_max: args.pids_max,
+        cpu_quota_us: args.cpus.map(isolation::Limits::cpu_quota_of),
+        policy: match args.limits {
+            LimitsPolicy::Strict => isolation::Policy::Strict,
+            LimitsPolicy::BestEffort => isolation::Policy::BestEffort,
+        },
+    };
+    (!l.is_empty()).then_some(l)
+}
+
+const SIZE_HINT: &str =
+    "expected a size like 512M, 2G, 1.5G or a number of bytes (K, M, G, T are powers of 1024)";
+
+/// Parse a size: a number of bytes, or a number (decimals allowed) with a binary unit
+/// `K`, `M`, `G`, `T` (also `KiB`... and lowercase); `B` is bytes. `MB` and friends are
+/// refused: whether they mean 1000² or 1024² is a matter of opinion.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "t" | "tib" => 40,
+        _ => return Err(SIZE_HINT.into()),
+    };
+    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
+        return Err(SIZE_HINT.into());
+    }
+    if let Ok(n) = number.parse::<u64>() {
+        return n.checked_mul(1u64 << shift).ok_or_else(|| SIZE_HINT.into());
+    }
+    let n: f64 = number.parse().map_err(|_| SIZE_HINT.to_string())?;
+    let bytes = n * (1u64 << shift) as f64;
+    // Below 2^64 by a margin f64 can express; a fraction of a byte is dropped.
+    (bytes.is_finite() && bytes < 1.8e19)
+        .then_some(bytes as u64)
+        .ok_or_else(|| SIZE_HINT.into())
+}
+
+/// `--memory-max`: a size above zero.
+fn parse_memory_max(s: &str) -> Result<u64, String> {
+    match parse_size(s) {
+        Ok(0) | Err(_) => Err(SIZE_HINT.replacen("a size", "a size above zero", 1)),
+        Ok(n) => Ok(n),
+    }
+}
+
+/// `--memory-swap-max`: a size (0 allowed) or `max`.
+fn parse_swap_max(s: &str) -> Result<isolation::limits::SwapMax, String> {
+    use isolation::limits::SwapMax;
+    if s.trim() == "max" {
+        return Ok(SwapMax::Unlimited);
+    }
+    match parse_size(s) {
+        Ok(0) => Ok(SwapMax::None),
+        Ok(n) => Ok(SwapMax::Bytes(n)),
+        Err(e) => Err(format!("{e}, 0 or max")),
+    }
+}
+
+/// `--pids-max`: a whole number from 1 to the kernel's PID_MAX_LIMIT.
+fn parse_pids_max(s: &str) -> Result<u32, String> {
+    let max = isolation::limits::MAX_PIDS;
+    s.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("expected a whole number of processes from 1 to {max}"))
+}
+
+/// `--cpus`: a number of CPUs from 0.01 (the kernel's 1 ms quota per 100 ms period)
+/// to 1024.
+fn parse_cpus(s: &str) -> Result<f64, String> {
+    use isolation::limits::{MAX_CPUS, MIN_CPUS};
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && (MIN_CPUS..=MAX_CPUS).contains(n))
+        .ok_or_else(|| {
+            format!("expected a number of CPUs from {MIN_CPUS} to {MAX_CPUS}, e.g. 0.5 or 2")
+        })
 }
 
 /// Parse a duration: one or more `<number><unit>` parts with units `ms`, `s`, `m`, `h`,
@@ -602,6 +788,100 @@ mod tests {
         assert!(matches!(run, Invocation::Run(a) if a.command == ["doctor", "--json"]));
         let run = parse(argv(&["cg-test", "-t", "5s", "doctor"])).unwrap();
         assert!(matches!(run, Invocation::Run(a) if a.command == ["doctor"]));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("1000B"), Ok(1000));
+        assert_eq!(parse_size("4K"), Ok(4096));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert_eq!(parse_size("0"), Ok(0));
+        for bad in [
+            "banana",
+            "",
+            "M",
+            "-1",
+            "-1M",
+            "1.2.3G",
+            ".5G",
+            "5.G",
+            "64MB",
+            "1e9",
+            "5X",
+            "99999999999T",
+            "1 G",
+            "inf",
+            "NaN",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(parse_memory_max("0").is_err());
+        assert!(parse_memory_max("banana")
+            .unwrap_err()
+            .contains("above zero"));
+        assert_eq!(parse_memory_max("64M"), Ok(64 << 20));
+        use isolation::limits::SwapMax;
+        assert_eq!(parse_swap_max("0"), Ok(SwapMax::None));
+        assert_eq!(parse_swap_max("max"), Ok(SwapMax::Unlimited));
+        assert_eq!(parse_swap_max("1G"), Ok(SwapMax::Bytes(1 << 30)));
+        assert!(parse_swap_max("lots").is_err());
+    }
+
+    #[test]
+    fn pids_and_cpus() {
+        assert_eq!(parse_pids_max("20"), Ok(20));
+        assert_eq!(parse_pids_max("4194304"), Ok(4_194_304));
+        for bad in ["0", "-1", "4194305", "1.5", "many", ""] {
+            assert!(parse_pids_max(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert_eq!(parse_cpus("0.5"), Ok(0.5));
+        assert_eq!(parse_cpus("2"), Ok(2.0));
+        assert_eq!(parse_cpus("0.01"), Ok(0.01));
+        for bad in ["0", "0.009", "-1", "1e9", "1025", "inf", "NaN", "half"] {
+            assert!(parse_cpus(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn limits_from_flags() {
+        let cfg = |a: &[&str]| {
+            let mut argv = vec!["cg-test"];
+            argv.extend_from_slice(a);
+            argv.extend_from_slice(&["--", "true"]);
+            Config::from_args(Args::try_parse_from(argv).unwrap())
+        };
+        assert_eq!(cfg(&[]).unwrap().limits, None, "no flag, no limits");
+        let l = cfg(&[
+            "--memory-max",
+            "64M",
+            "--cpus",
+            "0.5",
+            "--limits",
+            "best-effort",
+        ])
+        .unwrap()
+        .limits
+        .unwrap();
+        assert_eq!(l.memory_max, Some(64 << 20));
+        assert_eq!(l.memory_swap_max, isolation::limits::SwapMax::None);
+        assert_eq!(l.cpu_quota_us, Some(50_000));
+        assert_eq!(l.pids_max, None);
+        assert_eq!(l.policy, isolation::Policy::BestEffort);
+        let err = cfg(&["--pids-max", "20", "--isolation", "pgroup"]).unwrap_err();
+        assert!(format!("{err}").starts_with("--pids-max: "), "{err}");
+        // --memory-swap-max alone is refused by clap (it needs --memory-max).
+        assert!(
+            Args::try_parse_from(["cg-test", "--memory-swap-max", "1G", "--", "true"]).is_err()
+        );
+        // A negative number reaches the value parser (its message names the flag).
+        let e = Args::try_parse_from(["cg-test", "--pids-max", "-1", "--", "true"]).unwrap_err();
+        assert!(e.to_string().contains("--pids-max"), "{e}");
     }
 
     #[test]

@@ -183,8 +183,9 @@ pub struct Controllers {
     pub available: Vec<String>,
     /// Our cgroup's `cgroup.subtree_control`: what a leaf gets today.
     pub enabled: Vec<String>,
-    /// What a leaf could get once they are enabled in our subtree_control (cg-test
-    /// enables none today).
+    /// What a leaf gets without cg-test moving: all of `available` at the real root,
+    /// else what is enabled already (a run with limits moves cg-test out of the way
+    /// when it is alone: see `why_not`).
     pub leaf_could_get: Vec<String>,
     /// Controllers bound to a cgroup v1 hierarchy (by their v2 names), which cgroup v2
     /// cannot offer.
@@ -394,35 +395,11 @@ pub fn v1_hierarchy_names(mounts: &[CgroupMount]) -> Vec<String> {
     names
 }
 
+/// Shared with the limits (src/isolation/limits.rs), which refuse a controller bound to v1.
+pub use crate::cgroupfs::v1_bound_controllers;
+
 /// The cgroup v2 controllers a user wants a leaf to have (limits, accounting).
 const USUAL_CONTROLLERS: &[&str] = &["cpu", "io", "memory", "pids"];
-
-/// Controllers bound to a v1 hierarchy, by their v2 names, from /proc/cgroups
-/// (`subsys hierarchy num_cgroups enabled`; hierarchy 0 means v2 or unbound). v1
-/// controllers without a v2 counterpart (devices, freezer, net_cls, ...) are left out.
-pub fn v1_bound_controllers(proc_cgroups: &str) -> Vec<String> {
-    let mut out: Vec<String> = proc_cgroups
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (name, hierarchy, enabled) = (f.first()?, f.get(1)?, f.get(3)?);
-            if *hierarchy == "0" || *enabled != "1" {
-                return None;
-            }
-            let v2 = match *name {
-                "cpu" | "cpuacct" => "cpu",
-                "blkio" => "io",
-                "cpuset" | "memory" | "pids" | "hugetlb" | "rdma" | "misc" => name,
-                _ => return None,
-            };
-            Some(v2.to_string())
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
 
 /// What a leaf below our cgroup could get, and why not the usual ones.
 ///
@@ -471,13 +448,19 @@ pub fn plan_controllers(
     if !held_back.is_empty() {
         why.push(format!(
             "{own_dir} holds {processes} process(es), cg-test among them, so the \
-             no-internal-process rule forbids enabling {} for its children{}: cg-test \
-             would first have to move itself into a sibling leaf",
+             no-internal-process rule forbids enabling {} for its children{}: {}",
             held_back.join(", "),
             if position == Some(Position::NamespaceRoot) {
                 " (a cgroup namespace's root is not exempt, only the real root is)"
             } else {
                 ""
+            },
+            if processes <= 1 {
+                "a run with limits moves cg-test into a leaf of its own first, as it is \
+                 alone here"
+            } else {
+                "a run with limits is refused here (run cg-test alone in a cgroup: \
+                 systemd-run --scope -p Delegate=yes, or as a container's PID 1)"
             }
         ));
     }

@@ -7,7 +7,7 @@
 //! gets back exactly the signal mask and ignored signals cg-test itself was started
 //! with.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -142,11 +142,24 @@ pub struct Wake {
 /// The poll loop.
 pub struct EventLoop {
     signals: SignalSource,
+    /// A pipe whose data wakes the loop (`--pid-ns`: the init's reports), polled as a
+    /// copy of the descriptor so its owner may close its own at any time.
+    watched: Option<OwnedFd>,
 }
 
 impl EventLoop {
     pub fn new(signals: SignalSource) -> EventLoop {
-        EventLoop { signals }
+        EventLoop {
+            signals,
+            watched: None,
+        }
+    }
+
+    /// Also wake when `fd` has data. Once it hangs up it is dropped, so a closed pipe
+    /// cannot keep the loop spinning; whoever reads it still finds what was left.
+    pub fn watch(&mut self, fd: BorrowedFd<'_>) -> Result<()> {
+        self.watched = Some(fd.try_clone_to_owned()?);
+        Ok(())
     }
 
     /// Sleep until a signal arrives, the boundary reports a change, or the deadline
@@ -165,6 +178,14 @@ impl EventLoop {
             fds.push(libc::pollfd {
                 fd: b.as_raw_fd(),
                 events: libc::POLLPRI,
+                revents: 0,
+            });
+        }
+        let boundary_slot = fds.len() - 1;
+        if let Some(w) = &self.watched {
+            fds.push(libc::pollfd {
+                fd: w.as_raw_fd(),
+                events: libc::POLLIN,
                 revents: 0,
             });
         }
@@ -188,7 +209,10 @@ impl EventLoop {
         if fds[0].revents != 0 {
             wake.signals = self.signals.drain();
         }
-        wake.boundary = fds.get(1).is_some_and(|f| f.revents != 0);
+        wake.boundary = boundary.is_some() && fds[boundary_slot].revents != 0;
+        if self.watched.is_some() && fds[fds.len() - 1].revents & libc::POLLHUP != 0 {
+            self.watched = None;
+        }
         wake.deadline_passed = deadline.is_some_and(|d| Instant::now() >= d);
         Ok(wake)
     }

@@ -11,6 +11,11 @@
 //! leaf. A leaf whose owner is alive is never touched (gc still looks inside it for
 //! stale leaves of nested runs).
 //!
+//! The same goes for a `cg-test-<id>-supervisor` leaf (where a limited run's cg-test
+//! moved itself), and for controllers such a run enabled in its cgroup: a directory
+//! whose `user.cg-test.controllers` record lists controllers, with no live limited run
+//! holding it, gets them disabled again (see [`crate::isolation::limits`]).
+//!
 //! Every ordinary cg-test start does the same for the leaves directly beside its own
 //! (one directory read when there are none): see
 //! [`crate::isolation::cgroup::collect_stale_beside`].
@@ -22,8 +27,10 @@ use anyhow::{anyhow, Result};
 use crate::cgroupfs;
 use crate::cli::GcArgs;
 use crate::exit::ExitStatus;
-use crate::isolation::cgroup::{collect_leaf, leaf_owner, owner_alive, report_collected};
-use crate::isolation::Options;
+use crate::isolation::cgroup::{
+    collect_leaf, leaf_owner, owner_alive, report_collected, report_settled,
+};
+use crate::isolation::{limits, Options};
 
 /// Run `cg-test gc`. `Err` is bad input (exit 125); a leaf that could not be collected
 /// is reported and makes the exit status 125 too.
@@ -43,10 +50,26 @@ pub fn gc(args: &GcArgs) -> Result<ExitStatus> {
     let mut collected = 0;
     let mut failed = 0;
     for root in &roots {
-        for (path, id) in stale_leaves(root) {
+        let found = stale_leaves(root);
+        for (path, id) in found.leaves {
             match collect_leaf(&path, &opts, args.dry_run) {
                 Ok(c) => {
                     report_collected("gc: ", &path, &id, &c);
+                    collected += 1;
+                }
+                Err(e) => {
+                    crate::report::line(format_args!("gc: {e:#}"));
+                    failed += 1;
+                }
+            }
+        }
+        // After the leaves: a stale leaf could hold a nested run's subtree_control,
+        // which keeps a controller from being disabled in its parent.
+        for dir in found.records {
+            match limits::settle(&dir, args.dry_run) {
+                Ok(d) if d.is_empty() => {}
+                Ok(d) => {
+                    report_settled("gc: ", &dir, &d, args.dry_run);
                     collected += 1;
                 }
                 Err(e) => {
@@ -110,10 +133,22 @@ fn within_cgroup2(path: &Path, mounts: &[PathBuf]) -> Result<PathBuf> {
     Ok(real)
 }
 
-/// Leaves below `root` (or `root` itself) whose owner is gone. Live leaves are
-/// searched for stale nested leaves; stale ones are collected whole, so not entered.
-fn stale_leaves(root: &Path) -> Vec<(PathBuf, crate::run_id::RunId)> {
-    let mut stale = Vec::new();
+/// What gc found below one root.
+struct Found {
+    /// Leaves (a run's, or cg-test's own) whose owner is gone.
+    leaves: Vec<(PathBuf, crate::run_id::RunId)>,
+    /// Directories whose record lists controllers cg-test enabled.
+    records: Vec<PathBuf>,
+}
+
+/// Leaves below `root` (or `root` itself) whose owner is gone, and directories with a
+/// record of enabled controllers. Live leaves are searched for stale nested leaves;
+/// stale ones are collected whole, so not entered.
+fn stale_leaves(root: &Path) -> Found {
+    let mut found = Found {
+        leaves: Vec::new(),
+        records: Vec::new(),
+    };
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         if let Some(id) = dir
@@ -122,9 +157,12 @@ fn stale_leaves(root: &Path) -> Vec<(PathBuf, crate::run_id::RunId)> {
             .and_then(leaf_owner)
         {
             if !owner_alive(&id) {
-                stale.push((dir, id));
+                found.leaves.push((dir, id));
                 continue;
             }
+        }
+        if limits::has_record(&dir) {
+            found.records.push(dir.clone());
         }
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -135,6 +173,11 @@ fn stale_leaves(root: &Path) -> Vec<(PathBuf, crate::run_id::RunId)> {
             }
         }
     }
-    stale.sort_by(|a, b| a.0.cmp(&b.0));
-    stale
+    // A run's leaf before its cg-test's own (`…-supervisor` sorts after it); deeper
+    // records before the records of their ancestors.
+    found.leaves.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+        .records
+        .sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    found
 }

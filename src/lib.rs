@@ -13,6 +13,7 @@ pub mod events;
 pub mod exit;
 pub mod gc;
 pub mod isolation;
+pub mod namespaces;
 pub mod phases;
 pub mod platform;
 pub mod report;

@@ -18,6 +18,20 @@ pub const ENV_VAR: &str = "CG_TEST_RUN_ID";
 /// Prefix of every cgroup leaf cg-test creates.
 pub const LEAF_PREFIX: &str = "cg-test-";
 
+/// Suffix of the leaf cg-test moves itself into when a run's limits need controllers
+/// its own cgroup can only pass down while it holds no processes (see
+/// [`crate::isolation::limits`]): `cg-test-<id>-supervisor`, beside the run's leaf.
+pub const SUPERVISOR_SUFFIX: &str = "-supervisor";
+
+/// What a cg-test directory is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeafKind {
+    /// The run's leaf: the command and everything it starts.
+    Run,
+    /// cg-test's own leaf (cg-test and its watchdog), beside the run's leaf.
+    Supervisor,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunId {
     pub pid: u32,
@@ -41,7 +55,21 @@ impl RunId {
         format!("{LEAF_PREFIX}{self}")
     }
 
-    /// Parse a leaf name back into the id (for gc and tests).
+    /// The name of cg-test's own leaf for this run.
+    pub fn supervisor_leaf_name(&self) -> String {
+        format!("{LEAF_PREFIX}{self}{SUPERVISOR_SUFFIX}")
+    }
+
+    /// Parse any cg-test directory name (a run's leaf or cg-test's own) into its owner's
+    /// id and what it is for (for gc and the start-up sweep).
+    pub fn parse_leaf(name: &str) -> Option<(RunId, LeafKind)> {
+        match name.strip_suffix(SUPERVISOR_SUFFIX) {
+            Some(run) => RunId::from_leaf_name(run).map(|id| (id, LeafKind::Supervisor)),
+            None => RunId::from_leaf_name(name).map(|id| (id, LeafKind::Run)),
+        }
+    }
+
+    /// Parse a run's leaf name back into the id (for gc and tests).
     pub fn from_leaf_name(name: &str) -> Option<RunId> {
         let mut parts = name.strip_prefix(LEAF_PREFIX)?.split('-');
         let id = RunId {
@@ -88,5 +116,32 @@ mod tests {
         assert_eq!(RunId::from_leaf_name("cg-test-x-1-2"), None);
         assert_eq!(RunId::from_leaf_name("other-42-1-2"), None);
         assert_ne!(RunId::new().nonce, RunId::new().nonce);
+    }
+
+    #[test]
+    fn supervisor_leaf_name_round_trips() {
+        let id = RunId {
+            pid: 42,
+            start: 1234,
+            nonce: 0xdead_beef,
+        };
+        let sup = id.supervisor_leaf_name();
+        assert_eq!(sup, "cg-test-42-1234-deadbeef-supervisor");
+        assert_eq!(
+            RunId::parse_leaf(&sup),
+            Some((id.clone(), LeafKind::Supervisor))
+        );
+        assert_eq!(
+            RunId::parse_leaf(&id.leaf_name()),
+            Some((id.clone(), LeafKind::Run))
+        );
+        // Only the exact suffix makes a supervisor leaf; a run's leaf parser refuses it.
+        assert_eq!(RunId::from_leaf_name(&sup), None);
+        assert_eq!(RunId::parse_leaf("cg-test-42-1234-deadbeef-other"), None);
+        assert_eq!(RunId::parse_leaf("cg-test-42-1234-supervisor"), None);
+        assert_eq!(
+            RunId::parse_leaf("x-cg-test-42-1234-deadbeef-supervisor"),
+            None
+        );
     }
 }

@@ -5,11 +5,19 @@
 //! (argv, envp, PATH candidates) is prepared in the parent, and the child only makes
 //! async-signal-safe calls, in this order:
 //! 1. enter the cgroup leaf, if clone3 could not put it there already;
-//! 2. lead its own process group;
-//! 3. ask for SIGKILL on the supervisor's death (Linux), then check it is not too late;
-//! 4. take the terminal's foreground, if cg-test had it;
-//! 5. restore the signal mask and ignored signals cg-test was started with;
-//! 6. exec, searching PATH like execvp.
+//! 2. `--harden`: enter a new cgroup namespace, rooted at the leaf;
+//! 3. lead its own process group;
+//! 4. ask for SIGKILL on the supervisor's death (Linux), then check it is not too late;
+//! 5. take the terminal's foreground, if cg-test had it;
+//! 6. `--harden`: drop CAP_SYS_ADMIN, set no_new_privs;
+//! 7. restore the signal mask and ignored signals cg-test was started with;
+//! 8. exec, searching PATH like execvp.
+//!
+//! With `--pid-ns` the command's parent is not cg-test but the init of a new pid
+//! namespace ([`crate::namespaces`]), a clone of cg-test made here: it sets the
+//! namespaces up, forks the command with the same placement and the same child side,
+//! and reports to cg-test over a pipe. The init, too, only makes syscalls: it is a fork
+//! of cg-test that never execs.
 //!
 //! Any failure is written to a close-on-exec pipe as (stage, errno); an empty read in
 //! the parent means exec succeeded. That is how 126/127 are told apart from cg-test's
@@ -23,6 +31,7 @@ use std::os::unix::ffi::OsStrExt;
 use anyhow::{anyhow, Context, Result};
 
 use crate::events::SignalPlan;
+use crate::namespaces::{self, Confinement, InitRecord, NsInit, NsStep, PidNs};
 use crate::platform::{self, Fork};
 use crate::run_id::{self, RunId};
 
@@ -48,13 +57,16 @@ pub struct SpawnRequest<'a> {
     pub signals: &'a SignalPlan,
     /// A terminal whose foreground the command's process group should get.
     pub terminal: Option<RawFd>,
+    /// `--pid-ns`, `--harden`.
+    pub confinement: &'a Confinement,
 }
 
 /// The result of the spawn step.
 #[derive(Debug)]
 pub enum Spawned {
-    /// The command is running as this pid (its process group id too).
-    Running { pid: i32 },
+    /// The command is running as this pid (its process group id too). With
+    /// `--pid-ns`, `init` is the namespace's init, which is the command's parent.
+    Running { pid: i32, init: Option<NsInit> },
     /// The command never started; the child has been reaped.
     Failed(SpawnFailure),
 }
@@ -79,53 +91,86 @@ enum Stage {
     ProcessGroup = 2,
     ParentDeath = 3,
     Exec = 4,
+    UserMaps = 5,
+    PrivateMounts = 6,
+    MountProc = 7,
+    InitFork = 8,
+    CgroupNamespace = 9,
+    DropPrivileges = 10,
+}
+
+impl From<NsStep> for Stage {
+    fn from(s: NsStep) -> Stage {
+        match s {
+            NsStep::UserMaps => Stage::UserMaps,
+            NsStep::PrivateMounts => Stage::PrivateMounts,
+            NsStep::MountProc => Stage::MountProc,
+        }
+    }
 }
 
 /// Fork and exec the command as the request says.
 pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned> {
     let mut prep = Prepared::new(req.command, req.run_id)?;
     let (read_end, write_end) = platform::cloexec_pipe().context("pipe2 for the exec status")?;
-    // SAFETY: getpid cannot fail.
-    let parent_pid = unsafe { libc::getpid() };
-    let into_cgroup = match req.placement {
+    match &req.confinement.pid_ns {
+        Some(ns) => spawn_via_init(&mut prep, req, ns, read_end, write_end),
+        None => spawn_direct(&mut prep, req, read_end, write_end),
+    }
+}
+
+/// The cgroup to clone the child straight into, if any.
+fn into_cgroup<'a>(req: &SpawnRequest<'a>) -> Option<BorrowedFd<'a>> {
+    match req.placement {
         Placement::Cgroup {
             dir,
             force_fork: false,
             ..
         } => Some(dir),
         _ => None,
-    };
+    }
+}
+
+fn how(placed: bool) -> &'static str {
+    if placed {
+        "clone3 into the leaf"
+    } else {
+        "fork"
+    }
+}
+
+/// The command as cg-test's own child.
+fn spawn_direct(
+    prep: &mut Prepared,
+    req: &SpawnRequest<'_>,
+    read_end: OwnedFd,
+    write_end: OwnedFd,
+) -> Result<Spawned> {
+    // SAFETY: getpid cannot fail.
+    let parent_pid = unsafe { libc::getpid() };
     // Into a leaf: the child shares our memory until it execs (see
     // platform::spawn_shared), which saves copying the page tables; where that path is
     // unavailable, a fork (clone3 into the leaf, or a plain fork whose child writes
-    // itself into cgroup.procs).
+    // itself into cgroup.procs). `--harden` always forks: its child calls into the caps
+    // crate, which is not written for a child that shares its parent's memory.
     let report_fd = write_end.as_raw_fd();
-    let shared = match into_cgroup {
-        Some(dir) => platform::spawn_shared(dir, &mut || {
-            child_main(&mut prep, req, true, parent_pid, report_fd)
+    let shared = match into_cgroup(req) {
+        Some(dir) if req.confinement.harden.is_none() => platform::spawn_shared(dir, &mut || {
+            child_main(prep, req, true, parent_pid, report_fd)
         })
         .context("clone3 (CLONE_VM) into the leaf")?,
-        None => None,
+        _ => None,
     };
     let fork = match shared {
         Some(pid) => Fork::Parent { pid, placed: true },
-        None => platform::fork_child(into_cgroup, req.signals).context("fork (clone3)")?,
+        None => platform::fork_child(into_cgroup(req), req.signals).context("fork (clone3)")?,
     };
     let (pid, placed) = match fork {
-        Fork::Child { placed } => {
-            child_main(&mut prep, req, placed, parent_pid, write_end.as_raw_fd())
-        }
+        Fork::Child { placed } => child_main(prep, req, placed, parent_pid, write_end.as_raw_fd()),
         Fork::Parent { pid, placed } => (pid, placed),
     };
     drop(write_end);
-    crate::step!(
-        "spawned pid {pid} ({})",
-        if placed {
-            "clone3 into the leaf"
-        } else {
-            "fork"
-        }
-    );
+    crate::step!("spawned pid {pid} ({})", how(placed));
     // Both sides call setpgid (and tcsetpgrp) so neither order of scheduling leaves a
     // window where the child is outside its group; errors here (the child already
     // exec'd or died) are expected and harmless.
@@ -137,12 +182,136 @@ pub fn spawn(req: &SpawnRequest<'_>) -> Result<Spawned> {
         }
     }
     match read_child_report(&read_end) {
-        None => Ok(Spawned::Running { pid }),
+        None => Ok(Spawned::Running { pid, init: None }),
         Some((stage, errno)) => {
             reap(pid);
             Ok(Spawned::Failed(classify(stage, errno, req.command)))
         }
     }
+}
+
+/// `--pid-ns`: clone the namespace's init, which spawns the command (see the module
+/// docs); then find the command's pid as cg-test sees it and let the init go on.
+fn spawn_via_init(
+    prep: &mut Prepared,
+    req: &SpawnRequest<'_>,
+    ns: &PidNs,
+    read_end: OwnedFd,
+    write_end: OwnedFd,
+) -> Result<Spawned> {
+    let (status_r, status_w) = platform::cloexec_pipe().context("pipe2 for the init")?;
+    let (control_r, control_w) = platform::cloexec_pipe().context("pipe2 for the init")?;
+    let init = ns
+        .clone_init()
+        .map_err(|e| anyhow!("--pid-ns: clone(CLONE_NEWPID|CLONE_NEWNS) for the init: {e}"))?;
+    if init == 0 {
+        let theirs = [
+            read_end.as_raw_fd(),
+            status_r.as_raw_fd(),
+            control_w.as_raw_fd(),
+        ];
+        init_side(
+            prep,
+            req,
+            ns,
+            theirs,
+            (
+                write_end.as_raw_fd(),
+                status_w.as_raw_fd(),
+                control_r.as_raw_fd(),
+            ),
+        );
+    }
+    drop((write_end, status_w, control_r));
+    let mut handle = NsInit::new(init, status_r, control_w);
+    // The init reports the command right after forking it, before the command execs
+    // (it writes nothing when its own set-up failed: then the exec report says why).
+    let Some(InitRecord::Spawned { ns_pid, placed }) = handle.read_first() else {
+        let report = read_child_report(&read_end);
+        kill_and_reap(init);
+        return match report {
+            Some((stage, errno)) => Ok(Spawned::Failed(classify(stage, errno, req.command))),
+            None => Err(anyhow!(
+                "--pid-ns: the namespace's init (pid {init}) ended before it reported the \
+                 command"
+            )),
+        };
+    };
+    // The init reaps nothing before the go-ahead, so the command is its child still.
+    let Some(pid) = namespaces::host_pid(init, ns_pid) else {
+        kill_and_reap(init);
+        return Err(anyhow!(
+            "--pid-ns: cannot find the command (pid {ns_pid} in the namespace) among the \
+             children of its init (pid {init}) in /proc"
+        ));
+    };
+    crate::step!("spawned pid {pid} ({})", how(placed));
+    crate::step!("pid {pid} is pid {ns_pid} of a new pid namespace whose init is pid {init}");
+    if let Some((stage, errno)) = read_child_report(&read_end) {
+        kill_and_reap(init);
+        return Ok(Spawned::Failed(classify(stage, errno, req.command)));
+    }
+    handle.go_ahead();
+    if let Some(tty) = req.terminal {
+        // SAFETY: tcsetpgrp on our terminal with SIGTTOU blocked; the child does the
+        // same, so either order works.
+        unsafe { libc::tcsetpgrp(tty, pid) };
+    }
+    Ok(Spawned::Running {
+        pid,
+        init: Some(handle),
+    })
+}
+
+/// The init, right after the clone: close cg-test's ends of the pipes, set the
+/// namespaces up, fork the command, report it, and become the namespace's reaper.
+/// `mine` is (exec report, status, control). Never returns.
+fn init_side(
+    prep: &mut Prepared,
+    req: &SpawnRequest<'_>,
+    ns: &PidNs,
+    theirs: [RawFd; 3],
+    mine: (RawFd, RawFd, RawFd),
+) -> ! {
+    let (report_fd, status_fd, control_fd) = mine;
+    // SAFETY (whole function): syscalls on descriptors of this process and memory
+    // prepared before the clone.
+    unsafe {
+        for fd in theirs {
+            libc::close(fd);
+        }
+        if let Err((step, errno)) = ns.enter(control_fd) {
+            child_report(report_fd, step.into(), errno);
+        }
+        // 1: the command's parent, as the command sees it.
+        let me = libc::getpid();
+        match platform::fork_child(into_cgroup(req), req.signals) {
+            Err(e) => child_report(report_fd, Stage::InitFork, e.raw_os_error().unwrap_or(0)),
+            Ok(Fork::Child { placed }) => child_main(prep, req, placed, me, report_fd),
+            Ok(Fork::Parent { pid, placed }) => {
+                libc::setpgid(pid, pid);
+                if let Some(tty) = req.terminal {
+                    libc::tcsetpgrp(tty, pid);
+                }
+                libc::close(report_fd);
+                let rec = InitRecord::Spawned {
+                    ns_pid: pid,
+                    placed,
+                }
+                .encode();
+                libc::write(status_fd, rec.as_ptr() as *const libc::c_void, rec.len());
+                namespaces::init_main(pid, status_fd, control_fd)
+            }
+        }
+    }
+}
+
+/// SIGKILL and reap a child of ours (the init, when the spawn failed): the kernel kills
+/// what was in its namespace with it.
+fn kill_and_reap(pid: i32) {
+    // SAFETY: signalling our own unreaped child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    reap(pid);
 }
 
 fn classify(stage: u32, errno: i32, command: &[OsString]) -> SpawnFailure {
@@ -164,6 +333,25 @@ fn classify(stage: u32, errno: i32, command: &[OsString]) -> SpawnFailure {
         s if s == Stage::ProcessGroup as u32 => {
             SpawnFailure::Setup(format!("setpgid in the child: {err}"))
         }
+        s if s == Stage::UserMaps as u32 => SpawnFailure::Setup(format!(
+            "--pid-ns: writing the new user namespace's uid_map and gid_map: {err}"
+        )),
+        s if s == Stage::PrivateMounts as u32 => SpawnFailure::Setup(format!(
+            "--pid-ns: making the mounts of the new mount namespace private: {err}"
+        )),
+        s if s == Stage::MountProc as u32 => SpawnFailure::Setup(format!(
+            "--pid-ns: mounting a fresh proc on /proc: {err} (where parts of /proc are masked, \
+             as in a container, this needs CAP_SYS_ADMIN)"
+        )),
+        s if s == Stage::InitFork as u32 => SpawnFailure::Setup(format!(
+            "--pid-ns: the namespace's init could not fork the command: {err}"
+        )),
+        s if s == Stage::CgroupNamespace as u32 => SpawnFailure::Setup(format!(
+            "--harden: unshare(CLONE_NEWCGROUP) in the child: {err}"
+        )),
+        s if s == Stage::DropPrivileges as u32 => SpawnFailure::Setup(format!(
+            "--harden: removing CAP_SYS_ADMIN or setting no_new_privs in the child: {err}"
+        )),
         _ => SpawnFailure::Setup(format!("prctl(PR_SET_PDEATHSIG) in the child: {err}")),
     }
 }
@@ -312,6 +500,10 @@ fn child_main(
                 child_fail(report_fd, Stage::Cgroup);
             }
         }
+        let harden = req.confinement.harden.as_ref();
+        if let Some(Err(errno)) = harden.map(|h| h.enter_cgroup_namespace()) {
+            child_report(report_fd, Stage::CgroupNamespace, errno);
+        }
         if libc::setpgid(0, 0) != 0 {
             child_fail(report_fd, Stage::ProcessGroup);
         }
@@ -322,6 +514,9 @@ fn child_main(
             // SIGTTOU is still blocked here, so a background group may take the
             // foreground.
             libc::tcsetpgrp(tty, libc::getpid());
+        }
+        if let Some(Err(errno)) = harden.map(|h| h.drop_privileges()) {
+            child_report(report_fd, Stage::DropPrivileges, errno);
         }
         req.signals.restore_in_child();
         child_exec(prep, report_fd)

@@ -21,17 +21,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::cli::{signal_name, Compat, Config};
+use crate::cli::{signal_name, Compat, Config, ForwardTo};
 use crate::events::{EventLoop, SignalPlan, FORWARD_SIGNALS, TEARDOWN_SIGNALS};
 use crate::exit::ExitStatus;
+use crate::isolation::limits::{human_size, LimitEvents};
 use crate::isolation::{self, send, Isolation, Mode, Options, Reaper, Target, Unavailable};
+use crate::namespaces::{Confinement, NsInit};
 use crate::platform::{self, SignalSource};
 use crate::report::{self, LeakedProcess, Outcome};
 use crate::run_id::RunId;
 use crate::snapshot::{self, Cause, Snapshots};
 use crate::spawn::{self, SpawnFailure, SpawnRequest, Spawned};
 use crate::usage::{self, Usage};
-use crate::watchdog::{Watch, Watchdog};
+use crate::watchdog::{ReportSpec, Watch, Watchdog};
 
 /// Run the configured command to completion and report what happened. An `Err` is
 /// cg-test's own failure before the command could start; a failure after it is an
@@ -59,10 +61,14 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     if opts.subreaper {
         platform::become_subreaper().context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     }
+    let confinement = Confinement::prepare(cfg.pid_ns, cfg.harden)?;
     let boundary = isolation::select(&opts, &run_id)?;
     let mut run = Run {
         cfg,
+        started,
+        started_at,
         opts,
+        confinement,
         run_id,
         plan,
         events,
@@ -72,6 +78,7 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         command: None,
         terminal: Terminal::detect(),
         parent,
+        parent_died: false,
         tearing_down: false,
         skip_grace: false,
         said_watchdog_exited: false,
@@ -80,7 +87,13 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         usage: Usage::default(),
     };
     let result = run.start_watchdog().and_then(|()| run.execute());
+    if let Ok(status) = &result {
+        run.report_limits(*status);
+    }
     let finished = run.finish();
+    // --pid-ns: the run is over (or cg-test failed); killing the init kills whatever
+    // could still be in its namespace.
+    run.reaper.dismiss_init();
     if finished.is_ok() {
         if let Some(w) = run.watchdog.take() {
             w.dismiss(&mut run.reaper);
@@ -152,10 +165,14 @@ enum Ended {
 
 struct Run<'a> {
     cfg: &'a Config,
+    started: Instant,
+    started_at: SystemTime,
     opts: Options,
     run_id: RunId,
     plan: SignalPlan,
     events: EventLoop,
+    /// `--pid-ns`, `--harden`.
+    confinement: Confinement,
     boundary: Box<dyn Isolation>,
     reaper: Reaper,
     watchdog: Option<Watchdog>,
@@ -164,6 +181,8 @@ struct Run<'a> {
     terminal: Terminal,
     /// `--die-with-parent`: the parent's pid (0: outside our pid namespace).
     parent: Option<i32>,
+    /// The parent died: the ladder's polite signal is `--signal` (as tini -p).
+    parent_died: bool,
     /// The ladder has started: a further teardown signal skips the grace.
     tearing_down: bool,
     skip_grace: bool,
@@ -182,12 +201,31 @@ impl Run<'_> {
         if self.cfg.forces(Compat::NoWatchdog) {
             return Ok(());
         }
+        // SAFETY: getpid cannot fail.
+        let supervisor = unsafe { libc::getpid() };
+        if supervisor == 1 {
+            // The init of its pid namespace (a container's entrypoint): cg-test's death
+            // kills every process of the namespace, the watchdog included, so it could
+            // not outlive cg-test to act; it is not worth a fork.
+            crate::step!(
+                "no watchdog: cg-test is the init of its pid namespace, whose death kills \
+                 every process in it"
+            );
+            return Ok(());
+        }
         let w = Watchdog::start(&Watch {
-            // SAFETY: getpid cannot fail.
-            supervisor: unsafe { libc::getpid() },
+            supervisor,
             leaf: self.boundary.cgroup_dir().map(Path::to_path_buf),
             run_id: self.run_id.clone(),
             opts: self.opts.clone(),
+            limits: self.boundary.limits_undo(),
+            report: self.cfg.report.clone().map(|path| ReportSpec {
+                path,
+                command: self.cfg.command.clone(),
+                started_at: self.started_at,
+                started: self.started,
+                isolation: self.boundary.kind(),
+            }),
         })?;
         self.boundary.ignore(w.pid());
         self.reaper.watch_helper(w.pid());
@@ -196,13 +234,16 @@ impl Run<'_> {
     }
 
     fn execute(&mut self) -> Result<ExitStatus> {
-        let pid = match self.spawn()? {
-            Spawned::Running { pid } => pid,
-            Spawned::Failed(f) => return spawn_failure_status(f),
+        let (pid, init) = match self.spawn()? {
+            Spawned::Running { pid, init } => (pid, init),
+            Spawned::Failed(f) => return spawn_failure_status(f, self.opts.leaf_wanted_by()),
         };
         self.command = Some(pid);
         self.boundary.adopt(pid);
-        self.reaper.watch(pid);
+        match init {
+            Some(init) => self.adopt_init(pid, init)?,
+            None => self.reaper.watch(pid),
+        }
         match self.wait_command(pid)? {
             Ended::Exited(raw) => {
                 self.terminal.reclaim();
@@ -235,14 +276,39 @@ impl Run<'_> {
                 Ok(ExitStatus::TimedOut)
             }
             Ended::Interrupted(sig) => {
-                crate::note!(
-                    "received {}; forwarding it to every process of the run",
-                    signal_name(sig)
-                );
+                if !self.parent_died {
+                    crate::note!(
+                        "received {}; forwarding it to every process of the run",
+                        signal_name(sig)
+                    );
+                }
                 self.snapshots.arm(Cause::Signal(sig));
-                self.ladder(sig)?;
+                self.ladder(self.polite_for(sig))?;
                 Ok(ExitStatus::Interrupted(sig))
             }
+        }
+    }
+
+    /// `--pid-ns`: the command is the child of the namespace's init; its status comes
+    /// from the init's reports, which also wake the event loop.
+    fn adopt_init(&mut self, pid: i32, init: NsInit) -> Result<()> {
+        self.boundary.adopt_init(init.pid());
+        if let Some(fd) = init.status_fd() {
+            self.events
+                .watch(fd)
+                .context("--pid-ns: duplicating the init's report pipe")?;
+        }
+        self.reaper.watch_via_init(pid, init);
+        Ok(())
+    }
+
+    /// The polite signal of a teardown that `sig` started: the signal itself, or after
+    /// the parent's death (taken as SIGTERM) the `--signal` one, as tini -p does.
+    fn polite_for(&self, sig: i32) -> i32 {
+        if self.parent_died {
+            self.cfg.signal
+        } else {
+            sig
         }
     }
 
@@ -252,6 +318,13 @@ impl Run<'_> {
     fn spawn(&mut self) -> Result<Spawned> {
         let spawned = self.spawn_once()?;
         if let Spawned::Failed(SpawnFailure::PlacementDenied(why)) = &spawned {
+            if let (Some(l), false) = (&self.opts.limits, self.opts.may_fall_back()) {
+                bail!(
+                    "{}: the command could not enter the run's leaf, and limits need one: \
+                     {why}; or pass --limits best-effort to run without limits",
+                    l.flags()
+                );
+            }
             if self.opts.mode == Mode::Auto && self.boundary.kind() == "cgroup" {
                 let why = Unavailable(why.clone());
                 self.boundary.release()?;
@@ -272,6 +345,7 @@ impl Run<'_> {
             placement: self.boundary.placement(),
             signals: &self.plan,
             terminal: self.terminal.fd,
+            confinement: &self.confinement,
         })
     }
 
@@ -340,16 +414,36 @@ impl Run<'_> {
             .command
             .filter(|_| self.reaper.command_status().is_none());
         if let (true, Some(command)) = (FORWARD_SIGNALS.contains(&sig), running) {
-            // Without cg-test, `kill -USR1 <pid>` would reach the command alone; a
-            // window-size change reaches the terminal's whole foreground group.
-            let target = if sig == libc::SIGWINCH {
-                Target::Group(command)
-            } else {
-                Target::Process(command)
-            };
-            send(target, sig);
+            self.forward(sig, command);
         }
         None
+    }
+
+    /// Pass on a signal that ends nothing (USR1, USR2, WINCH), to whom `--forward-to`
+    /// says.
+    fn forward(&mut self, sig: i32, command: i32) {
+        let target = match self.cfg.forward_to {
+            // Without cg-test, `kill -USR1 <pid>` would reach the command alone; a
+            // window-size change reaches the terminal's whole foreground group.
+            ForwardTo::Command if sig == libc::SIGWINCH => Target::Group(command),
+            ForwardTo::Command => Target::Process(command),
+            // tini -g, dumb-init: the command's process group (its pid is the group's id).
+            ForwardTo::Group => Target::Group(command),
+            ForwardTo::All => {
+                // The run is not frozen: the boundary pins each pid (pidfd) and checks it
+                // is still a member before signalling, so a pid reused since it was
+                // listed is never hit.
+                let sent = self
+                    .boundary
+                    .members()
+                    .and_then(|pids| self.boundary.signal(&pids, &[sig]));
+                if let Err(e) = sent {
+                    crate::note!("forwarding {}: {e:#}", signal_name(sig));
+                }
+                return;
+            }
+        };
+        send(target, sig);
     }
 
     /// The parent-death signal arrived. PR_SET_PDEATHSIG fires when the *thread* that
@@ -365,7 +459,12 @@ impl Run<'_> {
             );
             return None;
         }
-        crate::note!("cg-test's parent (pid {parent}) died; tearing the run down as on SIGTERM");
+        crate::note!(
+            "cg-test's parent (pid {parent}) died; sending {} to every process of the run \
+             and tearing it down as on SIGTERM",
+            signal_name(self.cfg.signal)
+        );
+        self.parent_died = true;
         Some(libc::SIGTERM)
     }
 
@@ -402,7 +501,7 @@ impl Run<'_> {
             let report_file = self.cfg.report.is_some();
             report::leaks(&self.leaked, &self.boundary.describe(), report_file);
         }
-        self.ladder(interrupted.unwrap_or(self.cfg.signal))?;
+        self.ladder(interrupted.map_or(self.cfg.signal, |s| self.polite_for(s)))?;
         Ok(interrupted)
     }
 
@@ -493,6 +592,50 @@ impl Run<'_> {
         self.boundary.kill_all(&mut self.reaper)
     }
 
+    /// The limits' step, once the run is over and before its leaf goes: what the OOM
+    /// killer and `pids.max` did, from the leaf's counters. An OOM kill is always said
+    /// (like a leak): a test runner's worker that vanished needs a reason.
+    fn report_limits(&mut self, status: ExitStatus) {
+        // Nothing at all without limits (not even the leaf's path).
+        let Some(limits) = self.boundary.limits() else {
+            return;
+        };
+        let Some(leaf) = self.boundary.cgroup_dir() else {
+            return;
+        };
+        let ev = LimitEvents::read(leaf, limits);
+        if ev.oom_kills > 0 {
+            let max = limits.memory_max.map(human_size).unwrap_or_default();
+            // The command died of SIGKILL that cg-test did not send (it only kills on a
+            // timeout, a signal or a leak, and then reports that status instead).
+            // After a timeout or a signal the command's own end is not known.
+            let command = match (self.command, status) {
+                (Some(pid), ExitStatus::Signaled(libc::SIGKILL)) => {
+                    format!("; the command (pid {pid}) was one of them")
+                }
+                (
+                    Some(pid),
+                    ExitStatus::Signaled(_) | ExitStatus::Exited(_) | ExitStatus::Leaked,
+                ) => {
+                    format!("; the command (pid {pid}) was not one of them")
+                }
+                _ => String::new(),
+            };
+            report::line(format_args!(
+                "out of memory: the kernel's OOM killer killed {} process(es) of the run at \
+                 memory.max {max}{command}",
+                ev.oom_kills
+            ));
+        }
+        if ev.pids_refused > 0 {
+            crate::note!(
+                "the run reached pids.max {}: {} fork(s) or clone(s) failed with EAGAIN",
+                limits.pids_max.unwrap_or_default(),
+                ev.pids_refused
+            );
+        }
+    }
+
     /// Teardown that runs on every path: nothing alive, boundary removed, terminal
     /// back, children reaped.
     fn finish(&mut self) -> Result<()> {
@@ -519,7 +662,7 @@ impl Run<'_> {
     }
 }
 
-fn spawn_failure_status(f: SpawnFailure) -> Result<ExitStatus> {
+fn spawn_failure_status(f: SpawnFailure, wanted_by: &str) -> Result<ExitStatus> {
     match f {
         SpawnFailure::NotFound(msg) => {
             report::line(format_args!("{msg}"));
@@ -529,7 +672,7 @@ fn spawn_failure_status(f: SpawnFailure) -> Result<ExitStatus> {
             report::line(format_args!("{msg}"));
             Ok(ExitStatus::NotExecutable)
         }
-        SpawnFailure::PlacementDenied(msg) => Err(anyhow!("--isolation cgroup: {msg}")),
+        SpawnFailure::PlacementDenied(msg) => Err(anyhow!("{wanted_by}: {msg}")),
         SpawnFailure::Setup(msg) => Err(anyhow!(msg)),
     }
 }

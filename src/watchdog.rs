@@ -19,20 +19,32 @@
 //! once and without the polite round: freeze, kill and remove the leaf (with what a
 //! nested run made below it), then a stop-the-world sweep for the run's
 //! `CG_TEST_RUN_ID` token (the pgroup mode's processes, and any process that moved out
-//! of the leaf), and exits.
+//! of the leaf), puts back what the run's limits changed in cg-test's own cgroup (the
+//! controllers cg-test enabled there, if no other limited run uses them; itself back
+//! out of cg-test's own leaf, which it then removes), and exits.
 //!
 //! When the run ends normally, cg-test SIGKILLs the watchdog and reaps it before
 //! exiting (it is cg-test's child), so it never acts on a run that is already torn
 //! down and never outlives cg-test. The command cannot see it: the pipe is
 //! close-on-exec, and the command's process group and session are its own.
+//!
+//! With `--report FILE`, the watchdog writes the report cg-test could not write (so a
+//! previous run's file is never mistaken for this one's): outcome `error`, and what it
+//! killed. cg-test tells it apart from an exit of its own, where it writes its report
+//! itself and the watchdog only retries a teardown that failed: dropping the handle
+//! (any exit cg-test lives to make) first writes one byte into the pipe; a cg-test
+//! that is killed writes nothing.
 
+use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 
-use crate::isolation::{self, cgroup, pgroup::ProcessGroup, Isolation, Options, Reaper};
+use crate::isolation::{self, cgroup, limits, pgroup::ProcessGroup, Isolation, Options, Reaper};
 use crate::platform;
+use crate::report::json;
 use crate::run_id::RunId;
 
 /// What the watchdog tears down if cg-test dies.
@@ -45,7 +57,25 @@ pub struct Watch {
     /// The run's id (its token is `CG_TEST_RUN_ID=<id>`).
     pub run_id: RunId,
     pub opts: Options,
+    /// What the limits changed in cg-test's own cgroup. The watchdog is born in
+    /// cg-test's own leaf when cg-test moved there, and moves itself back.
+    pub limits: Option<limits::Undo>,
+    /// `--report FILE`: where to write the report if cg-test is killed.
+    pub report: Option<ReportSpec>,
 }
+
+/// What the watchdog needs to write the report of a run whose cg-test was killed.
+#[derive(Clone, Debug)]
+pub struct ReportSpec {
+    pub path: PathBuf,
+    pub command: Vec<OsString>,
+    pub started_at: SystemTime,
+    pub started: Instant,
+    pub isolation: &'static str,
+}
+
+/// The byte cg-test writes before it closes the pipe on an exit of its own.
+const EXITING: u8 = b'x';
 
 /// cg-test's handle on its watchdog: the pid, and the pipe's write end.
 pub struct Watchdog {
@@ -120,7 +150,7 @@ impl Watchdog {
 
     /// The run is torn down and its boundary removed: stop the watchdog without letting
     /// it act, and reap it, so it never outlives cg-test.
-    pub fn dismiss(self, reaper: &mut Reaper) {
+    pub fn dismiss(mut self, reaper: &mut Reaper) {
         // Only a pid the reaper has not reaped is still the watchdog's.
         if reaper.live_helper() == Some(self.pid) {
             isolation::send(isolation::Target::Process(self.pid), libc::SIGKILL);
@@ -133,18 +163,32 @@ impl Watchdog {
         }
         // Reaped (here, or by the reaper after someone else killed it): nothing runs
         // on its stack any more.
-        if let Some(stack) = self.stack {
+        if let Some(stack) = self.stack.take() {
             stack.release();
         }
     }
 }
 
+impl Drop for Watchdog {
+    /// cg-test is exiting on its own (whatever the path): say so before the pipe closes,
+    /// so the watchdog retries the teardown if there is anything left but leaves the
+    /// report to cg-test. A dismissed watchdog is dead already; the write then fails
+    /// with EPIPE (SIGPIPE is blocked in cg-test), which is fine.
+    fn drop(&mut self) {
+        // SAFETY: a one-byte write to our own pipe.
+        unsafe { libc::write(self._pipe.as_raw_fd(), [EXITING].as_ptr().cast(), 1) };
+    }
+}
+
 /// The exec'd watchdog's arguments: what [`teardown_main`] needs to rebuild the
-/// [`Watch`], all prepared before the watchdog starts.
+/// [`Watch`], all prepared before the watchdog starts. Two argument vectors that differ
+/// in one word: which one the watchdog execs says whether cg-test was killed or wrote
+/// [`EXITING`] first.
 fn exec_for(w: &Watch, read: i32, write: i32) -> platform::WatchdogExec {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let c = |b: &[u8]| CString::new(b).unwrap_or_default();
+    let path = |p: Option<&PathBuf>| c(p.map(|p| p.as_os_str().as_bytes()).unwrap_or_default());
     let verbosity = if crate::report::shows_steps() {
         "v"
     } else if crate::report::shows_notes() {
@@ -157,21 +201,39 @@ fn exec_for(w: &Watch, read: i32, write: i32) -> platform::WatchdogExec {
         if w.opts.signal_kill { "k" } else { "-" },
         if w.opts.freeze_gives_up { "g" } else { "-" }
     );
-    let leaf = w
-        .leaf
-        .as_ref()
-        .map(|l| l.as_os_str().as_bytes().to_vec())
-        .unwrap_or_default();
+    let limits = w.limits.as_ref();
+    let report = w.report.as_ref();
+    let started_at = report
+        .and_then(|r| r.started_at.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    // The run's start on CLOCK_MONOTONIC (the clock of Instant), for the report's wall
+    // time in the exec'd process.
+    let started_mono = report.map_or(0, |r| {
+        monotonic_now().saturating_sub(r.started.elapsed().as_nanos())
+    });
     let mut strings = vec![
         c(b"cg-test"),
         c(TEARDOWN_ARG.as_bytes()),
+        c(b"killed"),
+        c(b"exiting"),
         c(w.supervisor.to_string().as_bytes()),
         c(w.run_id.leaf_name().as_bytes()),
         c(flags.as_bytes()),
         c(verbosity.as_bytes()),
+        path(w.leaf.as_ref()),
+        path(limits.map(|u| &u.parent)),
+        path(limits.and_then(|u| u.supervisor.as_ref())),
+        c(limits
+            .map(|u| u.enabled_here.join(","))
+            .unwrap_or_default()
+            .as_bytes()),
+        path(report.map(|r| &r.path)),
+        c(started_at.to_string().as_bytes()),
+        c(started_mono.to_string().as_bytes()),
+        c(report.map_or("", |r| r.isolation).as_bytes()),
     ];
-    if !leaf.is_empty() {
-        strings.push(c(&leaf));
+    if let Some(r) = report {
+        strings.extend(r.command.iter().map(|a| c(a.as_bytes())));
     }
     let argc = strings.len();
     strings.extend(std::env::vars_os().filter_map(|(k, v)| {
@@ -180,52 +242,124 @@ fn exec_for(w: &Watch, read: i32, write: i32) -> platform::WatchdogExec {
         e.extend_from_slice(v.as_bytes());
         CString::new(e).ok()
     }));
-    let ptrs = |s: &[CString]| {
-        s.iter()
-            .map(|x| x.as_ptr())
+    let argv = |which: usize| -> Vec<*const libc::c_char> {
+        (0..argc)
+            .filter(|&i| i != which)
+            .map(|i| strings[i].as_ptr())
             .chain(std::iter::once(std::ptr::null()))
             .collect()
     };
+    let (killed, exiting) = (argv(3), argv(2));
+    let envp = strings[argc..]
+        .iter()
+        .map(|x| x.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
     platform::WatchdogExec {
         read,
         write,
         dev_null: c(b"/dev/null"),
         root: c(b"/"),
         exe: c(b"/proc/self/exe"),
-        argv: ptrs(&strings[..argc]),
-        envp: ptrs(&strings[argc..]),
+        exiting_byte: EXITING,
+        argv: killed,
+        argv_exiting: exiting,
+        envp,
         strings,
     }
 }
 
-/// `cg-test --cg-test-watchdog-teardown PID LEAF-NAME FLAGS VERBOSITY [LEAF]`: what a
-/// watchdog that shared cg-test's memory execs once cg-test is gone, so the teardown
-/// runs with memory of its own (see [`Watchdog::start`]). Exit 0 either way.
-pub fn teardown_main(args: &[std::ffi::OsString]) -> crate::exit::ExitStatus {
+/// CLOCK_MONOTONIC in nanoseconds.
+fn monotonic_now() -> u128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime into our timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
+}
+
+/// `cg-test --cg-test-watchdog-teardown killed|exiting PID LEAF-NAME FLAGS VERBOSITY
+/// LEAF LIMITS-PARENT LIMITS-SUPERVISOR LIMITS-ENABLED REPORT STARTED-AT STARTED-MONO
+/// ISOLATION COMMAND...` (empty words for what the run does not have): what a watchdog
+/// that shared cg-test's memory execs once cg-test is gone, so the teardown runs with
+/// memory of its own (see [`Watchdog::start`]). Exit 0 either way.
+pub fn teardown_main(args: &[OsString]) -> crate::exit::ExitStatus {
     use crate::cli::Verbosity;
-    let text = |i: usize| args.get(i).and_then(|a| a.to_str()).unwrap_or("");
-    crate::report::set_verbosity(match text(3) {
+    // In the order exec_for writes them.
+    let mut words = args.iter();
+    let mut text = || {
+        words
+            .next()
+            .and_then(|a| a.to_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let killed = text() == "killed";
+    let supervisor = text().parse().unwrap_or(0);
+    let leaf_name = text();
+    let flags = text();
+    crate::report::set_verbosity(match text().as_str() {
         "v" => Verbosity::Verbose,
         "n" => Verbosity::Normal,
         _ => Verbosity::Quiet,
     });
-    let Some(run_id) = RunId::from_leaf_name(text(1)) else {
-        crate::report::line(format_args!("watchdog: bad run id {:?}", text(1)));
+    let path = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
+    let leaf = path(text());
+    let (parent, supervisor_leaf, enabled) = (path(text()), path(text()), text());
+    let limits = parent.map(|parent| limits::Undo {
+        parent,
+        supervisor: supervisor_leaf,
+        enabled_here: enabled
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    });
+    let (report_path, started_at, started_mono, isolation) = (path(text()), text(), text(), text());
+    let command = args.get(13..).map(<[OsString]>::to_vec).unwrap_or_default();
+    let report = report_path.map(|path| {
+        let elapsed = monotonic_now().saturating_sub(started_mono.parse().unwrap_or(0));
+        let elapsed = std::time::Duration::from_nanos(elapsed.min(u64::MAX as u128) as u64);
+        ReportSpec {
+            path,
+            command,
+            started_at: std::time::UNIX_EPOCH
+                + std::time::Duration::from_nanos(started_at.parse().unwrap_or(0)),
+            started: Instant::now()
+                .checked_sub(elapsed)
+                .unwrap_or_else(Instant::now),
+            isolation: isolation_name(&isolation),
+        }
+    });
+    let Some(run_id) = RunId::from_leaf_name(&leaf_name) else {
+        crate::report::line(format_args!("watchdog: bad run id {leaf_name:?}"));
         return crate::exit::ExitStatus::Exited(0);
     };
-    let flags = text(2);
     let watch = Watch {
-        supervisor: text(0).parse().unwrap_or(0),
-        leaf: args.get(4).map(PathBuf::from),
+        supervisor,
+        leaf,
         run_id,
         opts: Options {
             signal_kill: flags.contains('k'),
             freeze_gives_up: flags.contains('g'),
             ..Options::default()
         },
+        limits,
+        report,
     };
-    tear_down(&watch);
+    tear_down(&watch, killed);
     crate::exit::ExitStatus::Exited(0)
+}
+
+/// The isolation's name as the report spells it (`Isolation::kind`).
+fn isolation_name(s: &str) -> &'static str {
+    match s {
+        "cgroup" => "cgroup",
+        "pgroup" => "pgroup",
+        other => Box::leak(other.to_string().into_boxed_str()),
+    }
 }
 
 /// The watchdog process. Never returns; never unwinds into the frames it shares with
@@ -233,8 +367,8 @@ pub fn teardown_main(args: &[std::ffi::OsString]) -> crate::exit::ExitStatus {
 fn child(read: OwnedFd, watch: &Watch) -> ! {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         detach(read);
-        if wait_for_end_of_file() {
-            tear_down(watch);
+        if let Some(killed) = wait_for_end_of_file() {
+            tear_down(watch, killed);
         }
     }));
     // SAFETY: leave without running anything of the parent's.
@@ -260,24 +394,27 @@ fn detach(read: OwnedFd) {
     }
 }
 
-/// Sleep in `read` until every write end is closed. True on end-of-file; false if the
-/// descriptor is unusable (then there is nothing to watch, and nothing is done).
-fn wait_for_end_of_file() -> bool {
+/// Sleep in `read` until every write end is closed. On end-of-file, whether cg-test
+/// was killed (true) or exited on its own (false, it wrote [`EXITING`] first); None if
+/// the descriptor is unusable (then there is nothing to watch, and nothing is done).
+fn wait_for_end_of_file() -> Option<bool> {
     let mut buf = [0u8; 16];
+    let mut exiting = false;
     loop {
         // SAFETY: reading into our buffer.
         let n = unsafe { libc::read(3, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
         match n {
-            0 => return true,
-            n if n > 0 => {}
+            0 => return Some(!exiting),
+            n if n > 0 => exiting |= buf[..n as usize].contains(&EXITING),
             _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
-            _ => return false,
+            _ => return None,
         }
     }
 }
 
-/// cg-test is gone: kill the run, remove its leaf, say so in one line.
-fn tear_down(w: &Watch) {
+/// cg-test is gone: kill the run, remove its leaf, say so in one line, and write the
+/// report cg-test could not write if it was killed.
+fn tear_down(w: &Watch, killed_supervisor: bool) {
     let mut killed: Vec<(i32, String)> = Vec::new();
     let mut removed = None;
     if let Some(leaf) = &w.leaf {
@@ -313,18 +450,64 @@ fn tear_down(w: &Watch) {
             crate::note!("watchdog: {e:#}");
         }
     }
-    if killed.is_empty() && removed.is_none() {
+    // Only after the run's leaf is gone: the controllers, and cg-test's own leaf.
+    let restored = w
+        .limits
+        .as_ref()
+        .and_then(|u| match limits::restore_after_death(u) {
+            Ok(r) => r.describe(u),
+            Err(e) => {
+                crate::note!("watchdog: {e:#}");
+                None
+            }
+        });
+    let what = format!(
+        "killed {} process(es) of its run{}{}",
+        killed.len(),
+        removed
+            .map(|l| format!(" and removed {}", l.display()))
+            .unwrap_or_default(),
+        restored
+            .as_ref()
+            .map(|r| format!("; {r}"))
+            .unwrap_or_default()
+    );
+    if let (true, Some(spec)) = (killed_supervisor, &w.report) {
+        write_report(w, spec, &what);
+    }
+    if killed.is_empty() && removed.is_none() && restored.is_none() {
         return;
     }
     for (pid, cmd) in &killed {
         crate::step!("watchdog: killed pid {pid} ({cmd})");
     }
     crate::report::line(format_args!(
-        "watchdog: cg-test (pid {}) is gone; killed {} process(es) of its run{}",
-        w.supervisor,
-        killed.len(),
-        removed
-            .map(|l| format!(" and removed {}", l.display()))
-            .unwrap_or_default()
+        "watchdog: cg-test (pid {}) is gone; {what}",
+        w.supervisor
     ));
+}
+
+/// The report of a run whose cg-test was killed: outcome `error`, and what the
+/// watchdog did.
+fn write_report(w: &Watch, spec: &ReportSpec, what: &str) {
+    let facts = json::RunFacts {
+        run_id: w.run_id.to_string(),
+        isolation: spec.isolation,
+        boundary: w.leaf.clone(),
+    };
+    let error = format!(
+        "cg-test (pid {}) died before it could report (it was killed); its watchdog {what}",
+        w.supervisor
+    );
+    let wall = spec.started.elapsed();
+    if let Err(e) = json::write_failure(
+        &spec.path,
+        &spec.command,
+        Some(&facts),
+        spec.started_at,
+        wall,
+        &error,
+    ) {
+        crate::report::error(&e.context("watchdog"));
+    }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::util::*;
 
 /// Every process of the run must be gone this soon after cg-test was killed.
-const GONE_WITHIN: Duration = Duration::from_secs(1);
+pub(crate) const GONE_WITHIN: Duration = Duration::from_secs(1);
 /// ... and the leaf removed this soon.
 const LEAF_GONE_WITHIN: Duration = Duration::from_secs(2);
 
@@ -42,7 +42,7 @@ enum Moment {
 /// announce), a TERM-ignorer (announces) and a session hopper (whose pid keeps moving,
 /// so it announces nothing; tests find it by its marker). With `exit_after`, the shell
 /// exits once the three announced themselves (the leak case); otherwise it waits.
-fn victims(fx: &Fixture, ready_dir: &Path, exit_after: bool) -> Vec<String> {
+pub(crate) fn victims(fx: &Fixture, ready_dir: &Path, exit_after: bool) -> Vec<String> {
     let mut hopper = fx.clone();
     hopper.ready = None;
     let start = format!(
@@ -59,7 +59,7 @@ fn victims(fx: &Fixture, ready_dir: &Path, exit_after: bool) -> Vec<String> {
     vec!["sh".into(), "-c".into(), format!("{start} {end}")]
 }
 
-fn assert_hopper_alive(marker: &str) {
+pub(crate) fn assert_hopper_alive(marker: &str) {
     wait_for(
         "the hopper to be seen alive",
         Duration::from_secs(5),
@@ -74,7 +74,7 @@ fn assert_hopper_alive(marker: &str) {
 
 /// The victims (and cg-test's watchdog, whose argv is cg-test's and so carries the
 /// marker) must all be gone within [`GONE_WITHIN`] of `killed_at`, and stay gone.
-fn assert_all_gone_soon(marker: &str, killed_at: Instant) {
+pub(crate) fn assert_all_gone_soon(marker: &str, killed_at: Instant) {
     loop {
         // Three empty scans in a row: one scan can miss a hopper mid-fork.
         if (0..3).all(|_| procs::with_marker(marker).is_empty()) {
@@ -93,14 +93,16 @@ fn assert_all_gone_soon(marker: &str, killed_at: Instant) {
     assert_no_survivors(marker);
 }
 
-/// No leaf of `cg_test_pid` within [`LEAF_GONE_WITHIN`] of `killed_at`.
-fn assert_leaf_gone_soon(cg_test_pid: i32, killed_at: Instant) {
-    while !crate::util::cgroup::leaves_of(cg_test_pid).is_empty() {
+/// No leaf of the killed cg-test in `cg` (the cgroup it ran in, a cgroup of the test's
+/// own, so only the watchdog can have collected it) within [`LEAF_GONE_WITHIN`] of
+/// `killed_at`.
+fn assert_leaf_gone_soon(cg: &TestCgroup, killed_at: Instant) {
+    while !cg.leaves().is_empty() {
         assert!(
             killed_at.elapsed() < LEAF_GONE_WITHIN,
-            "the leaf of the killed cg-test {cg_test_pid} is still there {LEAF_GONE_WITHIN:?} \
-             after the kill: {:?}",
-            crate::util::cgroup::leaves_of(cg_test_pid)
+            "the leaf of the killed cg-test is still there {LEAF_GONE_WITHIN:?} after the \
+             kill: {:?}",
+            cg.leaves()
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -145,7 +147,10 @@ fn sigkill_of_cg_test(mode: Mode, moment: Moment) {
     );
     args.push("--".into());
     args.extend(victims(&fx, &ready_dir, matches!(moment, Moment::LeakWait)));
-    let mut run = g.start(g.cg_test(&args));
+    // In a cgroup of the test's own: no other test's cg-test starts beside this leaf, so
+    // only the watchdog can collect it.
+    let cg = TestCgroup::new(&g, "death");
+    let mut run = g.start(cg.cg_test(&args));
 
     let ready = wait_ready(&ready_dir, 3);
     let limit = Duration::from_secs(20);
@@ -169,14 +174,22 @@ fn sigkill_of_cg_test(mode: Mode, moment: Moment) {
 
     run.signal(libc::SIGKILL);
     let killed_at = Instant::now();
+    // Before the output is collected: the victims hold cg-test's stderr until they die.
+    run.wait_exit();
+    assert_all_gone_soon(g.marker(), killed_at);
+    assert_leaf_gone_soon(&cg, killed_at);
     let out = run.finish();
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&out.status),
         Some(libc::SIGKILL)
     );
     mode.assert_ran(&out);
-    assert_all_gone_soon(g.marker(), killed_at);
-    assert_leaf_gone_soon(out.pid, killed_at);
+    assert!(
+        out.stderr
+            .contains(&format!("watchdog: cg-test (pid {}) is gone", out.pid)),
+        "the watchdog says what it did; stderr:\n{}",
+        out.stderr
+    );
     assert_late_never_after(&trigger, &late);
 }
 
@@ -233,9 +246,10 @@ fn sigkill_of_the_process_group(mode: Mode) {
             .join(" "),
         fixture::sh_quote(&after.display().to_string())
     );
-    let mut sh = Command::new("sh");
-    sh.args(["-c", &script, g.marker()]).process_group(0);
-    let run = Run::spawn(sh);
+    let cg = TestCgroup::new(&g, "pgkill");
+    let mut sh = cg.command("sh", &["-c", &script, g.marker()]);
+    sh.process_group(0);
+    let mut run = Run::spawn(sh);
     let cg_test = child_of(run.pid);
     g.watch_cg_test(cg_test);
 
@@ -251,13 +265,14 @@ fn sigkill_of_the_process_group(mode: Mode) {
     // SAFETY: kill of the process group this test created (the shell leads it).
     assert_eq!(unsafe { libc::kill(-run.pid, libc::SIGKILL) }, 0);
     let killed_at = Instant::now();
+    run.wait_exit();
+    assert_all_gone_soon(g.marker(), killed_at);
+    assert_leaf_gone_soon(&cg, killed_at);
     let out = run.finish();
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&out.status),
         Some(libc::SIGKILL)
     );
-    assert_all_gone_soon(g.marker(), killed_at);
-    assert_leaf_gone_soon(cg_test, killed_at);
     assert!(!after.exists(), "the shell went on after cg-test");
     assert_late_never_after(&trigger, &late);
 }
@@ -427,15 +442,56 @@ fn sigkill_in_a_delegated_cgroup_as_an_unprivileged_user() {
 
     run.signal(libc::SIGKILL);
     let killed_at = Instant::now();
-    let _ = run.finish();
+    run.wait_exit();
     assert_all_gone_soon(g.marker(), killed_at);
-    while !cg.leaves().is_empty() {
-        assert!(
-            killed_at.elapsed() < LEAF_GONE_WITHIN,
-            "leaf still there: {:?}",
-            cg.leaves()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert_leaf_gone_soon(&cg, killed_at);
+    assert_late_never_after(&trigger, &late);
+}
+
+/// With `--report FILE`, a killed cg-test cannot write its report; its watchdog does
+/// (outcome `error`, naming what it killed), so an older file is never taken for this
+/// run's. A run that ends normally keeps cg-test's own report (the report tests).
+#[test]
+fn the_watchdog_writes_the_report_of_a_killed_cg_test() {
+    let g = Guard::new("death_report");
+    let ready_dir = g.subdir("ready");
+    let late = g.path("late");
+    let trigger = g.path("late-trigger");
+    let report = g.path("report.json");
+    std::fs::write(&report, "{\"stale\": true}\n").unwrap();
+    let fx = g.fixture().ready(&ready_dir).late_on(&late, &trigger);
+    let mut args: Vec<String> = ["--isolation", "cgroup", "--report"]
+        .map(String::from)
+        .to_vec();
+    args.push(report.display().to_string());
+    args.push("--".into());
+    args.extend(victims(&fx, &ready_dir, false));
+    let cg = TestCgroup::new(&g, "report");
+    let mut run = g.start(cg.cg_test(&args));
+    let ready = wait_ready(&ready_dir, 3);
+    assert_alive_with_marker(&ready.pids, g.marker());
+
+    run.signal(libc::SIGKILL);
+    let killed_at = Instant::now();
+    run.wait_exit();
+    assert_all_gone_soon(g.marker(), killed_at);
+    assert_leaf_gone_soon(&cg, killed_at);
+    let out = run.finish();
+    let json: serde_json::Value = wait_for("the watchdog's report", Duration::from_secs(5), || {
+        let text = std::fs::read_to_string(&report).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v.get("outcome").is_some().then_some(v)
+    });
+    assert_eq!(json["outcome"], "error", "{json:#}");
+    assert_eq!(json["exit_code"], 125);
+    assert_eq!(json["isolation"], "cgroup");
+    let error = json["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("cg-test (pid {})", out.pid)) && error.contains("killed"),
+        "{error:?}"
+    );
+    assert!(json["run_id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with(&format!("{}-", out.pid))));
     assert_late_never_after(&trigger, &late);
 }

@@ -209,3 +209,13 @@ fn transparent_cgroup_fork_spawn() {
 fn transparent_pgroup() {
     transparent(Mode::Pgroup);
 }
+
+#[test]
+fn transparent_cgroup_pid_ns() {
+    transparent(Mode::CgroupPidNs);
+}
+
+#[test]
+fn transparent_pgroup_pid_ns() {
+    transparent(Mode::PgroupPidNs);
+}

@@ -109,11 +109,22 @@ fn command_gets_the_terminal_and_gives_it_back() {
 /// continues both, and the command finishes with its own exit code.
 #[test]
 fn ctrl_z_stops_the_job_and_fg_resumes_it() {
+    job_control("tty_job_control", "");
+}
+
+/// The same with the command in a pid namespace (`--pid-ns`): its stop reaches cg-test
+/// through the namespace's init.
+#[test]
+fn ctrl_z_stops_the_job_and_fg_resumes_it_pid_ns() {
+    job_control("tty_job_control_pidns", "--pid-ns");
+}
+
+fn job_control(name: &str, flags: &str) {
     use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    let g = Guard::new("tty_job_control");
+    let g = Guard::new(name);
     let armed = g.path("armed");
     let pty = nix::pty::openpty(None, None).expect("openpty");
     let mut cmd = Command::new("bash");
@@ -174,7 +185,7 @@ fn ctrl_z_stops_the_job_and_fg_resumes_it() {
         wait = sh_wait_file(&go),
     );
     type_line(&format!(
-        "{cg} --isolation cgroup -q -- sh -c {command}\n",
+        "{cg} --isolation cgroup {flags} -q -- sh -c {command}\n",
         cg = sh_quote(CG_TEST),
         command = sh_quote(&command),
     ));

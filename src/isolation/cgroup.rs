@@ -21,7 +21,10 @@
 //! cgroup is always a legal destination. The no-internal-process rule does not get in
 //! the way: it forbids processes in a cgroup that *distributes domain controllers* to
 //! its children, and cg-test enables none (freeze, kill and events are core files
-//! every non-root cgroup has). docs/DESIGN.md has the longer story.
+//! every non-root cgroup has). Limits change that: they need controllers, and
+//! [`super::limits`] says how cg-test gets them (moving itself into a leaf of its own
+//! beside the run's leaf when it is alone in its cgroup). docs/DESIGN.md has the longer
+//! story.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -31,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
+use super::limits::{self, Grant, Limits, Policy};
 use super::{Isolation, Options, Reaper, Unavailable};
 use crate::cgroupfs::{self, Events};
 use crate::platform;
@@ -277,20 +281,65 @@ pub struct CgroupLeaf {
     procs: File,
     force_fork: bool,
     released: bool,
+    /// The limits written into the leaf, and the controllers they hold in our own
+    /// cgroup (released after the leaf is removed).
+    limits: Option<Limits>,
+    grant: Option<Grant>,
+}
+
+/// Why no leaf was made.
+#[derive(Debug)]
+pub enum CreateError {
+    /// No cgroup leaf can be had here; `auto` may fall back.
+    Unavailable(Unavailable),
+    /// A leaf could be had, but its limits cannot be applied (`--limits strict`): the
+    /// one line to exit 125 with.
+    Limits(String),
+}
+
+impl std::fmt::Display for CreateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CreateError::Unavailable(u) => write!(f, "{u}"),
+            CreateError::Limits(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl From<Unavailable> for CreateError {
+    fn from(u: Unavailable) -> Self {
+        CreateError::Unavailable(u)
+    }
 }
 
 impl CgroupLeaf {
-    /// Create and open the run's leaf below our own cgroup, or say why it cannot be
-    /// had. Stale leaves beside it (their cg-test is gone) are collected first.
-    /// Nothing is left behind on failure.
-    pub fn create(opts: &Options, run_id: &RunId) -> Result<CgroupLeaf, Unavailable> {
+    /// Create and open the run's leaf below our own cgroup with the limits the options
+    /// ask for, or say why it cannot be had. Stale leaves beside it (their cg-test is
+    /// gone) are collected first. Nothing is left behind on failure.
+    pub fn create(opts: &Options, run_id: &RunId) -> Result<CgroupLeaf, CreateError> {
         if !platform::IS_LINUX {
-            return Err(Unavailable("cgroups exist only on Linux".into()));
+            return Err(Unavailable("cgroups exist only on Linux".into()).into());
         }
         let parent = cgroupfs::own_cgroup_dir().map_err(|e| Unavailable(format!("{e:#}")))?;
         if !opts.keep_stale {
             collect_stale_beside(&parent, opts);
         }
+        // The controllers first (cg-test may move itself into a leaf of its own), so a
+        // refusal never leaves a leaf behind; the grant is released by its Drop on
+        // every early return below.
+        let grant = match &opts.limits {
+            None => None,
+            Some(l) => match Grant::acquire(&parent, l, run_id) {
+                Ok(g) => Some(g),
+                Err(r) if l.policy == Policy::Strict => {
+                    return Err(CreateError::Limits(r.strict_message()))
+                }
+                Err(r) => {
+                    r.warn();
+                    None
+                }
+            },
+        };
         let path = parent.join(run_id.leaf_name());
         std::fs::create_dir(&path).map_err(|e| {
             Unavailable(format!(
@@ -299,12 +348,47 @@ impl CgroupLeaf {
                 mkdir_hint(&e)
             ))
         })?;
-        let leaf = Self::open(path.clone(), &parent, opts);
-        if leaf.is_err() {
-            // Not ours to keep: remove what we just made.
-            let _ = std::fs::remove_dir(&path);
+        let mut leaf = match Self::open(path.clone(), &parent, opts) {
+            Ok(leaf) => leaf,
+            Err(u) => {
+                // Not ours to keep: remove what we just made.
+                let _ = std::fs::remove_dir(&path);
+                return Err(u.into());
+            }
+        };
+        if let (Some(grant), Some(l)) = (grant, &opts.limits) {
+            leaf.limit(grant, l)?;
         }
-        leaf
+        Ok(leaf)
+    }
+
+    /// Write the limits into the fresh leaf. A failure removes the leaf (strict) or
+    /// sets what was written back to no limit (best-effort); either way the grant is
+    /// given back at once.
+    fn limit(&mut self, grant: Grant, l: &Limits) -> Result<(), CreateError> {
+        self.grant = Some(grant);
+        let Err(e) = limits::apply(self.leaf.path(), l) else {
+            self.limits = Some(l.clone());
+            return Ok(());
+        };
+        let refusal = limits::Refusal {
+            flags: l.flags(),
+            what: format!("{e:#}"),
+            fix: String::new(),
+        };
+        if l.policy == Policy::Strict {
+            // Drop removes the leaf, then gives the grant back.
+            return Err(CreateError::Limits(refusal.strict_message()));
+        }
+        refusal.warn();
+        // The files written so far would still limit the run (while another limited
+        // run keeps the controllers enabled). The leaf itself stays: its descriptors
+        // are open for the spawn.
+        limits::unlimit(self.leaf.path(), l).map_err(|e| Unavailable(format!("{e:#}")))?;
+        if let Some(mut g) = self.grant.take() {
+            g.release().map_err(|e| Unavailable(format!("{e:#}")))?;
+        }
+        Ok(())
     }
 
     fn open(path: PathBuf, parent: &Path, opts: &Options) -> Result<CgroupLeaf, Unavailable> {
@@ -355,6 +439,8 @@ impl CgroupLeaf {
             procs,
             force_fork: opts.fork_spawn,
             released: false,
+            limits: None,
+            grant: None,
         })
     }
 
@@ -406,7 +492,7 @@ fn subtree(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn rmdir_retrying(dir: &Path) -> Result<()> {
+pub(crate) fn rmdir_retrying(dir: &Path) -> Result<()> {
     let until = Instant::now() + RMDIR_LIMIT;
     loop {
         match std::fs::remove_dir(dir) {
@@ -434,6 +520,14 @@ impl Isolation for CgroupLeaf {
 
     fn describe(&self) -> String {
         format!("cgroup {}", self.leaf.path.display())
+    }
+
+    fn limits(&self) -> Option<&Limits> {
+        self.limits.as_ref()
+    }
+
+    fn limits_undo(&self) -> Option<limits::Undo> {
+        self.grant.as_ref().map(Grant::undo)
     }
 
     fn placement(&self) -> Placement<'_> {
@@ -479,14 +573,18 @@ impl Isolation for CgroupLeaf {
     }
 
     fn release(&mut self) -> Result<()> {
-        if self.released {
-            return Ok(());
+        if !self.released {
+            self.leaf.remove_tree()?;
+            // Only now: a failed rmdir leaves `released` false, so the Drop backstop
+            // tries again.
+            self.released = true;
+            crate::step!("removed {}", self.leaf.path.display());
         }
-        self.leaf.remove_tree()?;
-        // Only now: a failed rmdir leaves `released` false, so the Drop backstop tries
-        // again.
-        self.released = true;
-        crate::step!("removed {}", self.leaf.path.display());
+        // Our own cgroup's controllers and cg-test's own leaf go back only once the
+        // run's leaf is gone (a nested run's subtree_control in it would block them).
+        if let Some(g) = &mut self.grant {
+            g.release()?;
+        }
         Ok(())
     }
 
@@ -522,9 +620,10 @@ pub struct Collected {
     pub removed: bool,
 }
 
-/// Whether a directory name is a cg-test leaf, and whose.
+/// Whether a directory name is a cg-test leaf (a run's, or cg-test's own beside it),
+/// and whose. Both are collected the same way once their owner is gone.
 pub fn leaf_owner(name: &str) -> Option<RunId> {
-    RunId::from_leaf_name(name)
+    RunId::parse_leaf(name).map(|(id, _)| id)
 }
 
 /// Is the cg-test that made a leaf still alive? Never judged by pid alone: the start
@@ -578,20 +677,40 @@ pub fn collect_stale_beside(dir: &Path, opts: &Options) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(id) = name.to_str().and_then(leaf_owner) else {
-            continue;
-        };
-        if owner_alive(&id) {
-            continue;
-        }
-        let path = entry.path();
-        match collect_leaf(&path, opts, false) {
-            Ok(c) => report_collected("", &path, &id, &c),
+    let mut stale: Vec<(PathBuf, RunId)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let id = entry.file_name().to_str().and_then(leaf_owner)?;
+            (!owner_alive(&id)).then(|| (entry.path(), id))
+        })
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    // A run's leaf before its cg-test's own leaf (`…-supervisor` sorts after it).
+    stale.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, id) in &stale {
+        match collect_leaf(path, opts, false) {
+            Ok(c) => report_collected("", path, id, &c),
             Err(e) => crate::note!("collecting the stale leaf {}: {e:#}", path.display()),
         }
     }
+    // A run that died with its watchdog may have left controllers it enabled here.
+    match limits::settle(dir, false) {
+        Ok(disabled) if !disabled.is_empty() => report_settled("", dir, &disabled, false),
+        Ok(_) => {}
+        Err(e) => crate::note!("putting back the controllers of {}: {e:#}", dir.display()),
+    }
+}
+
+/// The line for controllers a gone cg-test had enabled and that were disabled.
+pub fn report_settled(prefix: &str, dir: &Path, disabled: &[String], dry_run: bool) {
+    crate::report::line(format_args!(
+        "{prefix}{} {} in {} (enabled by cg-test runs that are gone)",
+        if dry_run { "would disable" } else { "disabled" },
+        disabled.join(", "),
+        dir.join("cgroup.subtree_control").display()
+    ));
 }
 
 /// The lines for one collected leaf: one per process, one for the leaf.
@@ -637,6 +756,8 @@ mod tests {
             procs: File::open(dir.join("cgroup.procs")).unwrap(),
             force_fork: false,
             released: false,
+            limits: None,
+            grant: None,
         };
         assert!(leaf.release().is_err(), "rmdir of a non-empty dir fails");
         assert!(!leaf.released);

@@ -8,12 +8,16 @@
 //! - [`pgroup::ProcessGroup`]: process group + child subreaper + a sweep for the run's
 //!   environment token, for machines where no cgroup can be had.
 //!
+//! Resource limits ([`limits`]) are files of the cgroup leaf; the pgroup strategy has
+//! none, so a run that asks for limits never falls back to it silently.
+//!
 //! The ladder itself (polite signal, grace, freeze, kill, confirm) is the supervisor's;
 //! a strategy only offers the steps, each confirmed before it returns. This layer takes
 //! its own [`Options`], never the command line's types, so it can be driven without
 //! the CLI.
 
 pub mod cgroup;
+pub mod limits;
 pub mod pgroup;
 
 use std::os::fd::BorrowedFd;
@@ -22,8 +26,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 
+use crate::namespaces::{InitRecord, NsInit};
 use crate::run_id::RunId;
 use crate::spawn::Placement;
+
+pub use limits::{Limits, Policy};
 
 /// Which strategy to use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,6 +63,28 @@ pub struct Options {
     /// Leave stale leaves beside the new leaf alone instead of collecting them (for
     /// `cg-test doctor`, which must change nothing).
     pub keep_stale: bool,
+    /// The flag that needs a cgroup leaf (`--harden`), named when none can be had;
+    /// None: `--isolation cgroup` is what asked for it.
+    pub leaf_required_by: Option<&'static str>,
+    /// Resource limits for the run's leaf; None (no limit asked for) costs nothing.
+    pub limits: Option<Limits>,
+}
+
+impl Options {
+    /// What asked for a cgroup leaf, for the error when there is none.
+    pub fn leaf_wanted_by(&self) -> &'static str {
+        self.leaf_required_by.unwrap_or("--isolation cgroup")
+    }
+
+    /// Whether `auto` may fall back to the pgroup strategy: not when limits must be
+    /// applied (`--limits strict`), since the fallback has none.
+    pub fn may_fall_back(&self) -> bool {
+        self.mode == Mode::Auto
+            && self
+                .limits
+                .as_ref()
+                .is_none_or(|l| l.policy == Policy::BestEffort)
+    }
 }
 
 /// What every isolation strategy offers.
@@ -70,6 +99,18 @@ pub trait Isolation {
     /// The boundary in words, for messages (a leaf's path, a process group).
     fn describe(&self) -> String;
 
+    /// The limits applied to the run (None: none asked for, or dropped by
+    /// `--limits best-effort`).
+    fn limits(&self) -> Option<&Limits> {
+        None
+    }
+
+    /// What the watchdog must put back in cg-test's own cgroup if cg-test dies (the
+    /// controllers the limits enabled, cg-test's own leaf).
+    fn limits_undo(&self) -> Option<limits::Undo> {
+        None
+    }
+
     /// How the spawn step must place the child.
     fn placement(&self) -> Placement<'_>;
 
@@ -79,6 +120,12 @@ pub trait Isolation {
     /// A process of cg-test's own (its watchdog) that is cg-test's child but never a
     /// member of the run.
     fn ignore(&mut self, _pid: i32) {}
+
+    /// `--pid-ns`: the init of the run's pid namespace, cg-test's child and the
+    /// command's parent. Never a member itself; the run's orphans reparent to it, so
+    /// its children are members as cg-test's own are. (A leaf needs nothing: the init
+    /// is outside it.)
+    fn adopt_init(&mut self, _pid: i32) {}
 
     /// A descriptor whose POLLPRI means membership may have changed; None when
     /// SIGCHLD is the event (the pgroup strategy).
@@ -135,24 +182,42 @@ impl std::fmt::Display for Unavailable {
 
 /// Choose and set up the run's boundary.
 pub fn select(opts: &Options, run_id: &RunId) -> Result<Box<dyn Isolation>> {
-    match opts.mode {
-        Mode::Pgroup => Ok(Box::new(pgroup::ProcessGroup::new(run_id, opts))),
-        Mode::Cgroup => match cgroup::CgroupLeaf::create(opts, run_id) {
-            Ok(leaf) => Ok(Box::new(leaf)),
-            Err(u) => Err(anyhow!("--isolation cgroup: {u}")),
-        },
-        Mode::Auto => match cgroup::CgroupLeaf::create(opts, run_id) {
-            Ok(leaf) => Ok(Box::new(leaf)),
-            Err(u) => Ok(fallback(opts, run_id, &u)),
-        },
+    if opts.mode == Mode::Pgroup {
+        if let Some(l) = &opts.limits {
+            // The CLI refuses this combination first; a library caller gets the same.
+            return Err(anyhow!(
+                "{}: limits need a cgroup v2 leaf, and --isolation pgroup has none",
+                l.flags()
+            ));
+        }
+        return Ok(Box::new(pgroup::ProcessGroup::new(run_id, opts)));
+    }
+    match cgroup::CgroupLeaf::create(opts, run_id) {
+        Ok(leaf) => Ok(Box::new(leaf)),
+        Err(cgroup::CreateError::Limits(msg)) => Err(anyhow!(msg)),
+        Err(cgroup::CreateError::Unavailable(u)) if opts.mode == Mode::Cgroup => {
+            Err(anyhow!("{}: {u}", opts.leaf_wanted_by()))
+        }
+        Err(cgroup::CreateError::Unavailable(u)) if !opts.may_fall_back() => {
+            let flags = opts.limits.as_ref().map(Limits::flags).unwrap_or_default();
+            Err(anyhow!(
+                "{flags}: limits need a cgroup v2 leaf, and none can be had here: {u}; or pass \
+                 --limits best-effort to run without limits"
+            ))
+        }
+        Err(cgroup::CreateError::Unavailable(u)) => Ok(fallback(opts, run_id, &u)),
     }
 }
 
 /// The pgroup strategy after cgroup isolation turned out unusable, with the one note
-/// that says why.
+/// that says why (and, for `--limits best-effort`, the warning that the run goes on
+/// without its limits).
 pub fn fallback(opts: &Options, run_id: &RunId, why: &Unavailable) -> Box<dyn Isolation> {
     let p = pgroup::ProcessGroup::new(run_id, opts);
     crate::note!("{why}; using {}", p.describe_mode());
+    if let Some(l) = &opts.limits {
+        limits::warn_no_leaf(l, "the process-group fallback");
+    }
     Box::new(p)
 }
 
@@ -178,7 +243,9 @@ pub fn send(target: Target, sig: i32) {
 
 /// Reaps cg-test's children (the command, and orphans that reparent to cg-test as
 /// subreaper), keeps the command's own wait status, and notices when cg-test's own
-/// helper (the watchdog) exits.
+/// helper (the watchdog) exits. With `--pid-ns` the command is the child of the
+/// namespace's init, which is cg-test's child: its status comes from the init's
+/// reports.
 #[derive(Default)]
 pub struct Reaper {
     command: Option<i32>,
@@ -186,6 +253,8 @@ pub struct Reaper {
     command_stopped: bool,
     helper: Option<i32>,
     helper_exited: bool,
+    init: Option<NsInit>,
+    init_exited: bool,
 }
 
 impl Reaper {
@@ -206,10 +275,40 @@ impl Reaper {
         self.helper_exited = false;
     }
 
+    /// `--pid-ns`: the command (`pid`, as cg-test sees it) is the child of this init;
+    /// its status comes from the init's reports. The init is cg-test's child for the
+    /// whole run, like the watchdog; if it dies before reporting the command's end, the
+    /// namespace died with it and its status is the command's.
+    pub fn watch_via_init(&mut self, pid: i32, init: NsInit) {
+        self.command = Some(pid);
+        self.init = Some(init);
+        self.init_exited = false;
+    }
+
+    fn read_init_reports(&mut self) {
+        let Some(init) = self.init.as_mut() else {
+            return;
+        };
+        for rec in init.read_records() {
+            match rec {
+                InitRecord::Exited(raw) => {
+                    self.status.get_or_insert(raw);
+                }
+                InitRecord::Stopped => self.command_stopped = true,
+                InitRecord::Spawned { .. } => {}
+            }
+        }
+    }
+
     /// Reap every child that has exited, without blocking. Returns true while cg-test
     /// still has children. Also notes when the command was stopped by job control
     /// (Ctrl-Z), which [`Reaper::take_command_stopped`] reports once.
     pub fn reap(&mut self) -> bool {
+        self.read_init_reports();
+        let init = self.live_init();
+        // Under --pid-ns the command is not our child: a child of ours with its pid
+        // can only be something else.
+        let command = self.command.filter(|_| self.init.is_none());
         loop {
             let mut status = 0;
             // SAFETY: waitpid on any child with WNOHANG.
@@ -217,16 +316,21 @@ impl Reaper {
             match pid {
                 0 => return true,
                 p if p > 0 && libc::WIFSTOPPED(status) => {
-                    if Some(p) == self.command {
+                    if Some(p) == command {
                         self.command_stopped = true;
                     }
                 }
                 p if p > 0 => {
-                    if Some(p) == self.command {
+                    if Some(p) == command {
                         self.status = Some(status);
                     }
                     if Some(p) == self.helper {
                         self.helper_exited = true;
+                    }
+                    if Some(p) == init {
+                        self.init_exited = true;
+                        self.read_init_reports();
+                        self.status.get_or_insert(status);
                     }
                 }
                 _ => {
@@ -258,8 +362,51 @@ impl Reaper {
     /// process's children (neither Linux nor macOS), this cannot be told, and a live
     /// helper makes `reap_all` wait out its limit.
     fn only_helper_left(&self) -> bool {
-        self.live_helper()
-            .is_some_and(|h| crate::platform::child_pids().is_some_and(|c| c == [h]))
+        let helpers = [self.live_helper(), self.live_init()];
+        helpers.iter().any(Option::is_some)
+            && crate::platform::child_pids()
+                .is_some_and(|c| c.iter().all(|p| helpers.contains(&Some(*p))))
+    }
+
+    /// The `--pid-ns` init's pid while it has not been reaped (so the pid is its own).
+    pub fn live_init(&self) -> Option<i32> {
+        self.init
+            .as_ref()
+            .map(NsInit::pid)
+            .filter(|_| !self.init_exited)
+    }
+
+    /// The `--pid-ns` init's report pipe, for the event loop to wake on.
+    pub fn init_reports(&self) -> Option<BorrowedFd<'_>> {
+        self.init.as_ref().and_then(NsInit::status_fd)
+    }
+
+    /// SIGKILL the `--pid-ns` init: the kernel then kills every process of its
+    /// namespace. True if it was alive to be killed. It is reaped as any child.
+    pub fn kill_init(&mut self) -> bool {
+        match self.live_init() {
+            Some(pid) => {
+                send(Target::Process(pid), libc::SIGKILL);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The run is over: kill the `--pid-ns` init (and so whatever might still be in its
+    /// namespace) and reap it.
+    pub fn dismiss_init(&mut self) {
+        if let Some(pid) = self.live_init() {
+            send(Target::Process(pid), libc::SIGKILL);
+            let mut status = 0;
+            // SAFETY: waiting for our own child, which was just killed.
+            while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+            {
+            }
+            self.init_exited = true;
+        }
+        self.init = None;
     }
 
     /// Whether the command was stopped by a signal since the last call.

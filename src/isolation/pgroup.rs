@@ -65,6 +65,9 @@ pub struct ProcessGroup {
     /// start time, so a run process that is later given a dead helper's pid is not
     /// mistaken for it.
     ignored: Vec<(i32, Option<u64>)>,
+    /// `--pid-ns`: the namespace's init (with its start time, as `ignored`): never a
+    /// member, but the run's orphans are its children.
+    inits: Vec<(i32, Option<u64>)>,
     stopped: HashSet<i32>,
     /// The last freeze converged and nothing has thawed the run since.
     frozen: bool,
@@ -80,6 +83,7 @@ impl ProcessGroup {
             subreaper: opts.subreaper,
             pgid: None,
             ignored: Vec::new(),
+            inits: Vec::new(),
             stopped: HashSet::new(),
             frozen: false,
             freeze_gives_up: opts.freeze_gives_up,
@@ -145,8 +149,11 @@ impl ProcessGroup {
         let mut members: Vec<ProcInfo> = Vec::new();
         let mut others: Vec<ProcInfo> = Vec::new();
         let mut command_held = false;
+        // cg-test and, under --pid-ns, the namespace's init: whose children are the
+        // run's (as subreapers, or the namespace's reaper), themselves never members.
+        let is_reaper = |pid: i32| pid == me || self.is_init(pid);
         for pid in platform::process_ids() {
-            if pid == me || self.is_ignored(pid) {
+            if is_reaper(pid) || self.is_ignored(pid) {
                 continue;
             }
             let carries_token = platform::environ_has(pid, &self.token);
@@ -159,13 +166,13 @@ impl ProcessGroup {
             // The command's pid is held (alive or a zombie we have not reaped) as long
             // as a child of ours has it: after the command is reaped, a child of ours
             // with that pid can only be an orphan of the run.
-            if Some(pid) == self.pgid && p.ppid == me {
+            if Some(pid) == self.pgid && is_reaper(p.ppid) {
                 command_held = true;
             }
             if p.zombie {
                 continue;
             }
-            if carries_token || p.ppid == me {
+            if carries_token || is_reaper(p.ppid) {
                 if !carries_token {
                     on_member(pid);
                 }
@@ -204,9 +211,11 @@ impl ProcessGroup {
     }
 
     fn is_ignored(&self, pid: i32) -> bool {
-        self.ignored
-            .iter()
-            .any(|&(p, start)| p == pid && platform::process_start_time(pid as u32) == start)
+        same_process(&self.ignored, pid)
+    }
+
+    fn is_init(&self, pid: i32) -> bool {
+        same_process(&self.inits, pid)
     }
 
     fn member_pids(&self) -> Vec<i32> {
@@ -264,6 +273,40 @@ impl ProcessGroup {
     }
 }
 
+/// Where the run is a whole pid namespace, kill it whole before the member-by-member
+/// kill (which then only confirms): that reaches even a process that escaped the tree
+/// and cleared its environment, which a scan cannot recognise.
+/// - cg-test is the init of its pid namespace (a container's PID 1): `kill(-1,
+///   SIGKILL)` reaches every process of the namespace but cg-test itself. (cg-test
+///   starts no watchdog there, so none of its own helpers is hit; a `--pid-ns` init is,
+///   and its namespace dies with it.)
+/// - `--pid-ns`: SIGKILL to the namespace's init, which the kernel follows by killing
+///   every process in the namespace.
+fn kill_namespace(reaper: &mut Reaper) {
+    if platform::is_pid_ns_init() {
+        crate::step!(
+            "kill(-1, SIGKILL): cg-test is the init of its pid namespace, so this reaches \
+             every process in it"
+        );
+        // SAFETY: kill has no memory effects; -1 is meant (every process we may signal
+        // in our namespace, which as its init is all of them but us).
+        unsafe { libc::kill(-1, libc::SIGKILL) };
+    } else if let Some(init) = reaper.live_init() {
+        reaper.kill_init();
+        crate::step!(
+            "SIGKILL to the pid namespace's init (pid {init}): the kernel kills every \
+             process in the namespace"
+        );
+    }
+}
+
+/// Is `pid` one of the remembered processes (pid and start time, so a process that was
+/// later given the same pid is not mistaken for it)?
+fn same_process(list: &[(i32, Option<u64>)], pid: i32) -> bool {
+    list.iter()
+        .any(|&(p, start)| p == pid && platform::process_start_time(pid as u32) == start)
+}
+
 /// Signal a member found by a scan during the stop-the-world walk (the walk stops it
 /// the moment it is seen).
 fn send(pid: i32, sig: i32) {
@@ -295,12 +338,19 @@ impl Isolation for ProcessGroup {
             .push((pid, platform::process_start_time(pid as u32)));
     }
 
+    fn adopt_init(&mut self, pid: i32) {
+        self.inits
+            .push((pid, platform::process_start_time(pid as u32)));
+    }
+
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {
         None
     }
 
     fn poll_interval(&self) -> Option<Duration> {
-        (!self.subreaper).then_some(POLL_INTERVAL)
+        // Under --pid-ns the run's processes are the init's children, not ours: their
+        // deaths send cg-test no SIGCHLD.
+        (!self.subreaper || !self.inits.is_empty()).then_some(POLL_INTERVAL)
     }
 
     fn is_empty(&mut self) -> Result<bool> {
@@ -363,6 +413,7 @@ impl Isolation for ProcessGroup {
     }
 
     fn kill_all(&mut self, reaper: &mut Reaper) -> Result<()> {
+        kill_namespace(reaper);
         let until = Instant::now() + KILL_LIMIT;
         loop {
             let members = self.member_pids();

@@ -41,31 +41,10 @@ struct CloneArgs {
 /// signalfd-based [`SignalSource`] guarantees for the whole run.
 pub fn fork_child(into_cgroup: Option<BorrowedFd<'_>>, _plan: &SignalPlan) -> io::Result<Fork> {
     if let Some(fd) = into_cgroup {
-        let mut args = CloneArgs {
-            flags: CLONE_INTO_CGROUP,
-            exit_signal: libc::SIGCHLD as u64,
-            cgroup: fd.as_raw_fd() as u64,
-            ..CloneArgs::default()
-        };
-        // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of
-        // our address space and returns here with 0. We pass a valid, sized struct.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &mut args as *mut CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
-        match ret {
-            0 => return Ok(Fork::Child { placed: true }),
-            pid if pid > 0 => {
-                return Ok(Fork::Parent {
-                    pid: pid as i32,
-                    placed: true,
-                })
-            }
-            _ => {
-                let err = io::Error::last_os_error();
+        match clone3(CLONE_INTO_CGROUP, Some(fd)) {
+            Ok(0) => return Ok(Fork::Child { placed: true }),
+            Ok(pid) => return Ok(Fork::Parent { pid, placed: true }),
+            Err(err) => {
                 match err.raw_os_error() {
                     // Out of processes or memory: a fork would fail the same way.
                     Some(libc::EAGAIN) | Some(libc::ENOMEM) => return Err(err),
@@ -232,9 +211,13 @@ pub struct WatchdogExec {
     pub dev_null: std::ffi::CString,
     pub root: std::ffi::CString,
     /// What it execs on end-of-file: cg-test itself (`/proc/self/exe`) with the
-    /// teardown's arguments and cg-test's environment, NULL-terminated.
+    /// teardown's arguments and cg-test's environment, NULL-terminated: `argv` when
+    /// cg-test was killed, `argv_exiting` when it wrote `exiting_byte` into the pipe
+    /// first (an exit of its own).
     pub exe: std::ffi::CString,
+    pub exiting_byte: u8,
     pub argv: Vec<*const libc::c_char>,
+    pub argv_exiting: Vec<*const libc::c_char>,
     pub envp: Vec<*const libc::c_char>,
     /// Keeps the strings `argv` and `envp` point to.
     pub strings: Vec<std::ffi::CString>,
@@ -379,6 +362,7 @@ extern "C" fn watchdog_main(arg: *mut libc::c_void) -> ! {
             }
         }
         let mut buf = [0u8; 16];
+        let mut exiting = false;
         loop {
             let n = sys(libc::SYS_read, [3, buf.as_mut_ptr() as usize, buf.len(), 0]);
             if n == 0 {
@@ -387,12 +371,18 @@ extern "C" fn watchdog_main(arg: *mut libc::c_void) -> ! {
             if n < 0 && n != -(libc::EINTR as isize) {
                 sys(libc::SYS_exit_group, [0; 4]); // nothing to watch
             }
+            let mut i = 0;
+            while i < n {
+                exiting |= buf[i as usize] == w.exiting_byte;
+                i += 1;
+            }
         }
+        let argv = if exiting { &w.argv_exiting } else { &w.argv };
         sys(
             libc::SYS_execve,
             [
                 w.exe.as_ptr() as usize,
-                w.argv.as_ptr() as usize,
+                argv.as_ptr() as usize,
                 w.envp.as_ptr() as usize,
                 0,
             ],
@@ -400,6 +390,35 @@ extern "C" fn watchdog_main(arg: *mut libc::c_void) -> ! {
         sys(libc::SYS_exit_group, [1, 0, 0, 0]);
         std::hint::unreachable_unchecked()
     }
+}
+
+/// clone3 without CLONE_VM (a fork): 0 in the child, the child's pid in the parent.
+/// `flags` may hold CLONE_INTO_CGROUP (with `cgroup`) and namespace flags.
+///
+/// The child returns with the parent's libc thread state (its cached thread id is the
+/// parent's), so it must only make plain syscalls until it execs or exits: no
+/// `raise`, no pthread functions. cg-test's children (the command before exec, the
+/// pid namespace's init) keep to that.
+pub fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<i32> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM behaves like fork: the child gets a copy of our
+    // address space and returns here with 0. We pass a valid, sized struct.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret as i32)
 }
 
 /// In the child: ask for SIGKILL when the supervisor dies, then close the race where it
@@ -820,4 +839,67 @@ pub fn close_fds_from(from: i32) {
         // them and already closed, which is harmless.
         unsafe { libc::close(fd) };
     }
+}
+
+/// The value of the extended attribute `name` of `path`; None when it has none
+/// (ENODATA). Used on cgroupfs directories, which keep `user.*` attributes (Linux 5.7).
+pub fn get_xattr(path: &std::path::Path, name: &std::ffi::CStr) -> io::Result<Option<Vec<u8>>> {
+    let c = path_cstring(path)?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: getxattr writes at most buf.len() bytes into buf.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODATA) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    buf.truncate(n as usize);
+    Ok(Some(buf))
+}
+
+/// Set the extended attribute `name` of `path` to `value`.
+pub fn set_xattr(path: &std::path::Path, name: &std::ffi::CStr, value: &[u8]) -> io::Result<()> {
+    let c = path_cstring(path)?;
+    // SAFETY: setxattr reads value.len() bytes from value.
+    let r = unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr() as *const libc::c_void,
+            value.len(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Remove the extended attribute `name` of `path`; one that is not there is no error.
+pub fn remove_xattr(path: &std::path::Path, name: &std::ffi::CStr) -> io::Result<()> {
+    let c = path_cstring(path)?;
+    // SAFETY: plain syscall on valid C strings.
+    if unsafe { libc::removexattr(c.as_ptr(), name.as_ptr()) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENODATA) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn path_cstring(path: &std::path::Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }

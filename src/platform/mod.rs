@@ -10,6 +10,7 @@
 //! - the signal source: a signalfd on Linux (signals stay blocked, nothing runs in a
 //!   handler), a self-pipe written by handlers elsewhere.
 //! - the process table: /proc on Linux, sysctl on macOS.
+//! - extended attributes (the limits' record on a cgroupfs directory): Linux only.
 
 #[cfg(target_os = "linux")]
 #[path = "linux.rs"]
@@ -21,11 +22,15 @@ mod imp;
 
 pub use imp::{
     become_subreaper, child_pids, child_set_parent_death_signal, cloexec_pipe, close_fds_from,
-    cmdline, environ_has, fork_child, parent_death_signal, process_alive, process_children,
-    process_ids, process_info, process_start_time, set_parent_death_signal, spawn_shared,
-    start_watchdog, thread_count, wait_child_event, Pidfd, SignalSource, WatchdogExec,
-    WatchdogStack,
+    cmdline, environ_has, fork_child, get_xattr, parent_death_signal, process_alive,
+    process_children, process_ids, process_info, process_start_time, remove_xattr,
+    set_parent_death_signal, set_xattr, spawn_shared, start_watchdog, thread_count,
+    wait_child_event, Pidfd, SignalSource, WatchdogExec, WatchdogStack,
 };
+
+/// clone3 with namespace flags, for the Linux-only namespace code (src/namespaces).
+#[cfg(target_os = "linux")]
+pub use imp::clone3;
 
 /// The two sides of a fork.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +54,14 @@ pub struct ProcInfo {
     pub stopped: bool,
     /// Exited but not yet reaped: dead, whatever its table entry says.
     pub zombie: bool,
+}
+
+/// Is cg-test the init (PID 1) of its pid namespace: a container's entrypoint, a
+/// machine's init? Its death then kills every process of the namespace, and it may
+/// signal all of them with kill(-1).
+pub fn is_pid_ns_init() -> bool {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() == 1 }
 }
 
 /// Is this the platform-specific code for Linux?

@@ -43,7 +43,9 @@ pub struct WatchdogExec {
     pub dev_null: std::ffi::CString,
     pub root: std::ffi::CString,
     pub exe: std::ffi::CString,
+    pub exiting_byte: u8,
     pub argv: Vec<*const libc::c_char>,
+    pub argv_exiting: Vec<*const libc::c_char>,
     pub envp: Vec<*const libc::c_char>,
     pub strings: Vec<std::ffi::CString>,
 }
@@ -486,4 +488,19 @@ pub fn close_fds_from(from: i32) {
         // SAFETY: closing descriptors of our own; EBADF for unused numbers is harmless.
         unsafe { libc::close(fd) };
     }
+}
+
+/// No cgroupfs here, so nothing keeps the limits' record: always "not supported".
+pub fn get_xattr(_path: &std::path::Path, _name: &std::ffi::CStr) -> io::Result<Option<Vec<u8>>> {
+    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+}
+
+/// See [`get_xattr`].
+pub fn set_xattr(_path: &std::path::Path, _name: &std::ffi::CStr, _value: &[u8]) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+}
+
+/// See [`get_xattr`].
+pub fn remove_xattr(_path: &std::path::Path, _name: &std::ffi::CStr) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOTSUP))
 }

@@ -182,15 +182,39 @@ pub fn write_setup_failure(
     wall: Duration,
     error: &str,
 ) -> Result<()> {
+    write_failure(path, command, None, started_at, wall, error)
+}
+
+/// What is known of a run whose cg-test could not report it itself (it was killed;
+/// its watchdog writes the report).
+#[derive(Clone, Debug)]
+pub struct RunFacts {
+    pub run_id: String,
+    pub isolation: &'static str,
+    pub boundary: Option<PathBuf>,
+}
+
+/// Write the report of a run that cg-test could not finish: outcome `error`, exit code
+/// 125, what is known of the run, and the error.
+pub fn write_failure(
+    path: &Path,
+    command: &[OsString],
+    run: Option<&RunFacts>,
+    started_at: SystemTime,
+    wall: Duration,
+    error: &str,
+) -> Result<()> {
     write_report(
         path,
         &Report {
             version: VERSION,
             cg_test_version: env!("CARGO_PKG_VERSION"),
             command: command_args(command),
-            run_id: None,
-            isolation: None,
-            boundary: None,
+            run_id: run.map(|r| r.run_id.clone()),
+            isolation: run.map(|r| r.isolation),
+            boundary: run
+                .and_then(|r| r.boundary.as_deref())
+                .map(|b| arg(b.as_os_str().as_bytes())),
             outcome: outcome_name(ExitStatus::OwnError),
             exit_code: ExitStatus::OwnError.code(),
             command_exit: None,

@@ -130,7 +130,7 @@ pub fn kill_and_remove(leaf: &Path) {
     }
 }
 
-fn member_pids(leaf: &Path) -> Vec<i32> {
+pub fn member_pids(leaf: &Path) -> Vec<i32> {
     subdirs(leaf)
         .iter()
         .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())

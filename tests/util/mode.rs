@@ -22,6 +22,10 @@ pub enum Mode {
     Pgroup,
     /// Process group + token sweep without a subreaper (the non-Linux algorithm).
     PgroupNoSubreaper,
+    /// A cgroup leaf, the command in a new pid namespace (`--pid-ns`).
+    CgroupPidNs,
+    /// Process group + subreaper + token sweep, the command in a new pid namespace.
+    PgroupPidNs,
 }
 
 impl Mode {
@@ -39,6 +43,8 @@ impl Mode {
             ],
             Mode::Pgroup => vec!["--isolation", "pgroup"],
             Mode::PgroupNoSubreaper => vec!["--isolation", "pgroup", "--compat", "no-subreaper"],
+            Mode::CgroupPidNs => vec!["--isolation", "cgroup", "--pid-ns"],
+            Mode::PgroupPidNs => vec!["--isolation", "pgroup", "--pid-ns"],
         };
         v.push("-v");
         v
@@ -47,8 +53,8 @@ impl Mode {
     /// The `isolation=` word of the summary line.
     pub fn kind(self) -> &'static str {
         match self {
-            Mode::Cgroup | Mode::CgroupCompat => "cgroup",
-            Mode::Pgroup | Mode::PgroupNoSubreaper => "pgroup",
+            Mode::Cgroup | Mode::CgroupCompat | Mode::CgroupPidNs => "cgroup",
+            Mode::Pgroup | Mode::PgroupNoSubreaper | Mode::PgroupPidNs => "pgroup",
         }
     }
 
@@ -59,6 +65,8 @@ impl Mode {
             Mode::CgroupCompat => "cgcompat",
             Mode::Pgroup => "pgroup",
             Mode::PgroupNoSubreaper => "pgnosub",
+            Mode::CgroupPidNs => "cgpidns",
+            Mode::PgroupPidNs => "pgpidns",
         }
     }
 
@@ -66,9 +74,9 @@ impl Mode {
     /// `cgroup.kill` is used, that a run in this mode must show.
     fn expected_paths(self) -> (&'static str, Option<&'static str>) {
         match self {
-            Mode::Cgroup => ("clone3 into the leaf", Some("cgroup.kill: yes")),
+            Mode::Cgroup | Mode::CgroupPidNs => ("clone3 into the leaf", Some("cgroup.kill: yes")),
             Mode::CgroupCompat => ("fork", Some("cgroup.kill: no")),
-            Mode::Pgroup | Mode::PgroupNoSubreaper => ("fork", None),
+            Mode::Pgroup | Mode::PgroupNoSubreaper | Mode::PgroupPidNs => ("fork", None),
         }
     }
 

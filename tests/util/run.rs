@@ -114,6 +114,23 @@ impl Run {
         matches!(child.try_wait(), Ok(Some(_)))
     }
 
+    /// Wait (bounded by [`RUN_LIMIT`]) for cg-test itself to exit, without waiting for
+    /// its stderr to close: processes that inherited stderr may outlive cg-test, and a
+    /// test of what survives it must look before they die of old age. A later `finish`
+    /// still reports the status.
+    pub fn wait_exit(&mut self) {
+        let child = self.child.as_mut().expect("run already finished");
+        let until = Instant::now() + RUN_LIMIT;
+        while child.try_wait().expect("waiting for cg-test").is_none() {
+            assert!(
+                Instant::now() < until,
+                "cg-test (pid {}) did not exit within {RUN_LIMIT:?}",
+                self.pid
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Wait for cg-test to exit (bounded by [`RUN_LIMIT`]) and collect its output.
     pub fn finish(self) -> Finished {
         self.finish_within(RUN_LIMIT)

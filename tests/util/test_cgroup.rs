@@ -70,6 +70,18 @@ impl Drop for TestCgroup {
         for leaf in self.leaves() {
             cgroup::kill_and_remove(&leaf);
         }
-        let _ = std::fs::remove_dir(&self.path);
+        // Processes left in the cgroup itself (a pgroup run's) are killed with it (it is
+        // this test's own cgroup); a test that was passing fails for them.
+        let left: Vec<String> = cgroup::member_pids(&self.path)
+            .into_iter()
+            .map(|p| format!("{p}: {}", super::procs::cmdline(p).unwrap_or_default()))
+            .collect();
+        cgroup::kill_and_remove(&self.path);
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!(
+                "processes left in the test's cgroup {}: {left:?}",
+                self.path.display()
+            );
+        }
     }
 }

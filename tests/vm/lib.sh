@@ -90,6 +90,16 @@ assert_no_late() {
     [ ! -e "$1" ] || fail "late marker $1 appeared: pid $(cat "$1") outlived the kill"
 }
 
+# assert_no_late_on FILE TRIGGER: for victims started with the fixture's `--late FILE
+# --late-on TRIGGER` (the marker is armed by TRIGGER, not by a time that load can
+# overtake): make TRIGGER after the kill, give a survivor a second to write FILE (it
+# looks every 0.2 s), and check that none did.
+assert_no_late_on() {
+    touch "$2"
+    sleep 1
+    [ ! -e "$1" ] || fail "late marker $1 appeared: pid $(cat "$1") outlived the kill"
+}
+
 # expect_rc ACTUAL EXPECTED WHAT
 expect_rc() { [ "$1" = "$2" ] || fail "$3: exit code $1, expected $2"; }
 
@@ -143,3 +153,81 @@ make_orphans() {
 # in their names.)
 children_of() { cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp="$1" '$4 == pp { print $1 }'; }
 zombies_of() { cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp="$1" '$4 == pp && $3 == "Z" { print $1 }'; }
+
+# --- limits (scenarios 3*-limits-*) ---------------------------------------------------
+# cg_state DIR: what "exactly as before" compares for a cgroup: its subtree_control, the
+# record cg-test keeps on it (user.cg-test.controllers), the cgroups inside it and the
+# processes in it.
+cg_state() {
+    echo "subtree_control=[$(cat "$1/cgroup.subtree_control")]" \
+        "record=[$($FIX --marker "$(marker xattr)" --life 5 getxattr "$1" user.cg-test.controllers)]" \
+        "children=[$(find "$1" -mindepth 1 -maxdepth 1 -type d | sort | tr '\n' ' ')]" \
+        "procs=[$(tr '\n' ' ' <"$1/cgroup.procs")]"
+}
+
+# The root's controllers as the scenario found them, and a way back to them. A limits
+# scenario enables cpu, memory and pids at the root (as systemd does on a real host) so
+# that a cgroup below it can offer them; what it changed it puts back at the end.
+ROOT_BEFORE=$(cat "$CGROOT/cgroup.subtree_control")
+root_controllers() { echo "$*" >"$CGROOT/cgroup.subtree_control" || fail "writing '$*' to the root's cgroup.subtree_control"; }
+restore_root() {
+    for c in cpu memory pids; do
+        case " $ROOT_BEFORE " in
+            *" $c "*) echo "+$c" ;;
+            *) echo "-$c" ;;
+        esac >"$CGROOT/cgroup.subtree_control" || fail "cannot put $c back at the root"
+    done
+}
+
+# delegated NAME: a fresh cgroup below the root with cpu, memory and pids offered to it
+# (like a systemd scope with Delegate=yes); prints its path.
+delegated() {
+    d=$CGROOT/vmt-$VMT_VARIANT-$1
+    [ -d "$d" ] && rmdir "$d"
+    mkdir "$d" || fail "mkdir $d"
+    echo "$d"
+}
+
+# $ALONE DIR CMD...: run CMD as the only process of cgroup DIR: a shell moves itself
+# there and execs CMD (cg-test then has nobody beside it). In the background, $! is
+# CMD's pid.
+cat >"$T/alone.sh" <<'ALONE'
+d=$1
+shift
+echo $$ >"$d/cgroup.procs" && exec "$@"
+ALONE
+ALONE="sh $T/alone.sh"
+
+# On any exit of a limits scenario (a failure included): kill and remove what is left
+# in its delegated cgroups, let cg-test gc put back controllers a killed run recorded,
+# and give the root its controllers back. Silent; the runner's hygiene check reports
+# leaves and processes that were left.
+limits_cleanup() {
+    for d in "$CGROOT"/vmt-"$VMT_VARIANT"-*; do
+        [ -d "$d" ] || continue
+        echo 1 >"$d/cgroup.kill" 2>/dev/null
+        i=0
+        while grep -q '^populated 1' "$d/cgroup.events" 2>/dev/null && [ $i -lt 100 ]; do
+            sleep 0.05
+            i=$((i + 1))
+        done
+        find "$d" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
+        rmdir "$d" 2>/dev/null
+    done
+    cg-test gc "$CGROOT" >/dev/null 2>&1
+    for c in cpu memory pids; do
+        case " $ROOT_BEFORE " in
+            *" $c "*) echo "+$c" ;;
+            *) echo "-$c" ;;
+        esac >"$CGROOT/cgroup.subtree_control"
+    done 2>/dev/null
+}
+
+# $T/leaf-files.sh OUT FILE...: a script a command runs inside its leaf to copy FILEs of
+# its own cgroup into OUT ("FILE: content" lines; a missing file gives "FILE: -").
+cat >"$T/leaf-files.sh" <<'LEAF'
+cg="/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)"
+out=$1
+shift
+for f in "$@"; do echo "$f: $(cat "$cg/$f" 2>/dev/null || echo -)"; done >"$out"
+LEAF
