@@ -109,13 +109,17 @@ fn sigkill_without_watchdog(mode: Mode, pid_ns: bool) {
 
     run.signal(libc::SIGKILL);
     let killed_at = Instant::now();
+    // Before the output is collected: the victims hold cg-test's stderr until they die.
+    run.wait_exit();
+    if pid_ns {
+        assert_all_gone_soon(g.marker(), killed_at);
+    }
     let out = run.finish();
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&out.status),
         Some(libc::SIGKILL)
     );
     if pid_ns {
-        assert_all_gone_soon(g.marker(), killed_at);
         assert_late_never(&late, late_due(&ready, LATE_SECS));
     } else {
         // Give the kernel the same second, then the victims must still be there: the
@@ -187,18 +191,22 @@ fn sigkill_with_the_watchdog_removes_the_leaf() {
         .map(String::from)
         .to_vec();
     args.extend(victims(&fx, &ready_dir, false));
-    let mut run = g.start(g.cg_test(&args));
+    // A cgroup of the test's own: only the watchdog can collect the leaf there.
+    let cg = TestCgroup::new(&g, "pidns");
+    let mut run = g.start(cg.cg_test(&args));
     let ready = wait_ready(&ready_dir, 3);
     run.wait_stderr("spawned pid", Duration::from_secs(20));
     assert_alive_with_marker(&host_pids(&ready, g.marker()), g.marker());
     run.signal(libc::SIGKILL);
     let killed_at = Instant::now();
-    let out = run.finish();
+    // Before the output is collected: the victims hold cg-test's stderr until they die.
+    run.wait_exit();
     assert_all_gone_soon(g.marker(), killed_at);
+    let _ = run.finish();
     wait_for(
         "the watchdog to remove the leaf",
         Duration::from_secs(2),
-        || cgroup::leaves_of(out.pid).is_empty().then_some(()),
+        || cg.leaves().is_empty().then_some(()),
     );
     assert_late_never(&late, late_due(&ready, LATE_SECS));
 }
