@@ -294,6 +294,8 @@ fn exit_codes_and_signals_as_without_it() {
         let out = g.start(g.cg_test(&args)).finish();
         out.assert_code(code);
         out.assert_summary("outcome", outcome);
+        // The namespace's init is cg-test's, never a process of the run.
+        out.assert_summary("leaked", "0");
         assert_no_leaf(out.pid);
     }
     assert_eq!(

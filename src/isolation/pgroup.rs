@@ -111,7 +111,8 @@ impl ProcessGroup {
         self.sweep_table(on_member)
     }
 
-    /// The members as every descendant of cg-test, but not its watchdog: with cg-test a
+    /// The members as every descendant of cg-test, but not its watchdog or a pid
+    /// namespace's init: with cg-test a
     /// child subreaper, every process the run starts stays in cg-test's subtree
     /// (orphans, setsid'ed and double-forked daemons reparent to it), so the rest of
     /// the machine need not be read. Two files per member (`stat`, and the children
@@ -131,6 +132,12 @@ impl ProcessGroup {
             };
             if p.zombie {
                 continue; // dead; its children, if any, reparent to a subreaper
+            }
+            if self.is_init(pid) {
+                // --pid-ns: the namespace's init is never a member; its children (the
+                // command, the orphans it reaps) are.
+                queue.extend(platform::process_children(pid, p.threads)?);
+                continue;
             }
             on_member(pid);
             queue.extend(platform::process_children(pid, p.threads)?);
