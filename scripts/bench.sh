@@ -25,6 +25,7 @@
 #   scale     50 runs at once: per-run cost against 50 `timeout` runs at once, every
 #             exit code and no leaf left
 #   memory    resident memory while supervising `sleep`, against the other tools
+#   namespaces  what --pid-ns and --harden add to `cg-test -- true`
 #   containment  what each tool leaves behind: a setsid'ed daemon after the command
 #             exits, and at a timeout (the comparison table in README.md)
 #
@@ -70,7 +71,8 @@ else
     echo "bench: cannot make $bench_cg; running in $home" >&2
 fi
 
-python3 - "$runs" "${BENCH_BASELINE:-}" "${BENCH_ONLY:-startup parts pgroup teardown scale memory containment}" <<'PY'
+sections=${BENCH_ONLY:-startup parts pgroup teardown scale memory containment namespaces}
+python3 - "$runs" "${BENCH_BASELINE:-}" "$sections" <<'PY'
 import os, re, signal, statistics, subprocess, sys, tempfile, time
 
 runs = int(sys.argv[1])
@@ -452,6 +454,7 @@ PY
 # run without the flag): --pid-ns clones an init with new pid and mount namespaces,
 # mounts a fresh /proc and forks the command from there; --harden makes a cgroup and a
 # mount namespace in the child, remounts cgroup2 and drops CAP_SYS_ADMIN.
+if [[ " $sections " == *" namespaces "* ]]; then
 python3 - "$runs" <<'PY'
 import statistics, subprocess, sys, time
 
@@ -485,3 +488,4 @@ for name, _ in cases:
     delta = "" if ref == med else f" ({(med-ref)*1e6:+.0f} µs)"
     print(f"| {name} | {med*1000:.2f} ms{delta} | {p90*1000:.2f} ms |")
 PY
+fi
