@@ -24,7 +24,7 @@ use crate::util::*;
 
 /// A pty with IXON on the slave and its output stopped by ^S; returns (master, slave).
 fn stopped_pty() -> (std::fs::File, OwnedFd) {
-    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let pty = crate::util::pty::open_pty();
     let mut t = termios::tcgetattr(pty.slave.as_fd()).expect("tcgetattr");
     t.input_flags |= InputFlags::IXON;
     termios::tcsetattr(pty.slave.as_fd(), SetArg::TCSANOW, &t).expect("tcsetattr");

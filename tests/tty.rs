@@ -47,7 +47,7 @@ fn cg_test_pid_of_leaf(leaf: &str) -> i32 {
 #[test]
 fn command_gets_the_terminal_and_gives_it_back() {
     let g = Guard::new("tty");
-    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let pty = crate::util::pty::open_pty();
     let q = |name: &str| sh_quote(g.path(name).to_str().unwrap());
     let script = format!(
         ": {marker}; cat /proc/self/stat > {before}; \
@@ -126,7 +126,7 @@ fn job_control(name: &str, flags: &str) {
 
     let g = Guard::new(name);
     let armed = g.path("armed");
-    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let pty = crate::util::pty::open_pty();
     let mut cmd = Command::new("bash");
     cmd.args(["--norc", "--noprofile", "-i"])
         .env("TERM", "dumb")

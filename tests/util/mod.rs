@@ -13,6 +13,7 @@ pub mod fixture;
 pub mod guard;
 pub mod mode;
 pub mod procs;
+pub mod pty;
 pub mod report;
 pub mod run;
 pub mod test_cgroup;
