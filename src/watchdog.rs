@@ -286,28 +286,35 @@ fn monotonic_now() -> u128 {
 /// that shared cg-test's memory execs once cg-test is gone, so the teardown runs with
 /// memory of its own (see [`Watchdog::start`]). Exit 0 either way.
 pub fn teardown_main(args: &[OsString]) -> crate::exit::ExitStatus {
+    match parse_teardown(args) {
+        Ok((watch, killed, verbosity)) => {
+            crate::report::set_verbosity(verbosity);
+            tear_down(&watch, killed);
+        }
+        Err(e) => crate::report::line(format_args!("watchdog: {e}")),
+    }
+    crate::exit::ExitStatus::Exited(0)
+}
+
+/// The teardown's arguments (after [`TEARDOWN_ARG`]), in the order [`exec_for`] writes
+/// them: the [`Watch`], whether cg-test was killed, and the verbosity.
+fn parse_teardown(args: &[OsString]) -> Result<(Watch, bool, crate::cli::Verbosity), String> {
     use crate::cli::Verbosity;
-    // In the order exec_for writes them.
     let mut words = args.iter();
-    let mut text = || {
-        words
-            .next()
-            .and_then(|a| a.to_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    let killed = text() == "killed";
-    let supervisor = text().parse().unwrap_or(0);
-    let leaf_name = text();
-    let flags = text();
-    crate::report::set_verbosity(match text().as_str() {
+    let mut word = || words.next().cloned().unwrap_or_default();
+    let text = |w: OsString| w.to_string_lossy().into_owned();
+    let path = |w: OsString| (!w.is_empty()).then(|| PathBuf::from(w));
+    let killed = text(word()) == "killed";
+    let supervisor = text(word()).parse().unwrap_or(0);
+    let leaf_name = text(word());
+    let flags = text(word());
+    let verbosity = match text(word()).as_str() {
         "v" => Verbosity::Verbose,
         "n" => Verbosity::Normal,
         _ => Verbosity::Quiet,
-    });
-    let path = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
-    let leaf = path(text());
-    let (parent, supervisor_leaf, enabled) = (path(text()), path(text()), text());
+    };
+    let leaf = path(word());
+    let (parent, supervisor_leaf, enabled) = (path(word()), path(word()), text(word()));
     let limits = parent.map(|parent| limits::Undo {
         parent,
         supervisor: supervisor_leaf,
@@ -317,7 +324,8 @@ pub fn teardown_main(args: &[OsString]) -> crate::exit::ExitStatus {
             .map(String::from)
             .collect(),
     });
-    let (report_path, started_at, started_mono, isolation) = (path(text()), text(), text(), text());
+    let (report_path, started_at, started_mono, isolation) =
+        (path(word()), text(word()), text(word()), text(word()));
     let command = args.get(13..).map(<[OsString]>::to_vec).unwrap_or_default();
     let report = report_path.map(|path| {
         let elapsed = monotonic_now().saturating_sub(started_mono.parse().unwrap_or(0));
@@ -333,10 +341,8 @@ pub fn teardown_main(args: &[OsString]) -> crate::exit::ExitStatus {
             isolation: isolation_name(&isolation),
         }
     });
-    let Some(run_id) = RunId::from_leaf_name(&leaf_name) else {
-        crate::report::line(format_args!("watchdog: bad run id {leaf_name:?}"));
-        return crate::exit::ExitStatus::Exited(0);
-    };
+    let run_id =
+        RunId::from_leaf_name(&leaf_name).ok_or_else(|| format!("bad run id {leaf_name:?}"))?;
     let watch = Watch {
         supervisor,
         leaf,
@@ -349,8 +355,7 @@ pub fn teardown_main(args: &[OsString]) -> crate::exit::ExitStatus {
         limits,
         report,
     };
-    tear_down(&watch, killed);
-    crate::exit::ExitStatus::Exited(0)
+    Ok((watch, killed, verbosity))
 }
 
 /// The isolation's name as the report spells it (`Isolation::kind`).
@@ -509,5 +514,84 @@ fn write_report(w: &Watch, spec: &ReportSpec, what: &str) {
         &error,
     ) {
         crate::report::error(&e.context("watchdog"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::time::Duration;
+
+    /// The words of a prepared argument vector after `cg-test TEARDOWN_ARG`.
+    fn words(argv: &[*const libc::c_char]) -> Vec<OsString> {
+        argv.iter()
+            .take_while(|p| !p.is_null())
+            .skip(2)
+            // SAFETY: the pointers point into the CStrings `exec_for` keeps.
+            .map(|&p| std::ffi::OsStr::from_bytes(unsafe { CStr::from_ptr(p) }.to_bytes()).into())
+            .collect()
+    }
+
+    /// What cg-test prepares is what the exec'd watchdog reads back, field by field,
+    /// for both argument vectors (a bug here once left every run of a killed cg-test
+    /// behind).
+    #[test]
+    fn the_teardown_reads_back_what_cg_test_prepared() {
+        let run_id = RunId::new();
+        let watch = Watch {
+            supervisor: 4242,
+            leaf: Some(PathBuf::from(std::ffi::OsStr::from_bytes(
+                b"/sys/fs/cgroup/a b/\xff-leaf",
+            ))),
+            run_id: run_id.clone(),
+            opts: Options {
+                signal_kill: true,
+                freeze_gives_up: false,
+                ..Options::default()
+            },
+            limits: Some(limits::Undo {
+                parent: PathBuf::from("/sys/fs/cgroup/p"),
+                supervisor: Some(PathBuf::from("/sys/fs/cgroup/p/cg-test-1-supervisor")),
+                enabled_here: vec!["memory".into(), "pids".into()],
+            }),
+            report: Some(ReportSpec {
+                path: PathBuf::from("/tmp/r.json"),
+                command: vec!["sh".into(), "-c".into(), "".into(), "x y".into()],
+                started_at: std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+                started: Instant::now() - Duration::from_secs(3),
+                isolation: "cgroup",
+            }),
+        };
+        let exec = exec_for(&watch, 5, 6);
+        for (argv, killed) in [(&exec.argv, true), (&exec.argv_exiting, false)] {
+            let (back, k, _) = parse_teardown(&words(argv)).expect("parses");
+            assert_eq!(k, killed);
+            assert_eq!(back.supervisor, 4242);
+            assert_eq!(back.leaf, watch.leaf);
+            assert_eq!(back.run_id.to_string(), run_id.to_string());
+            assert!(back.opts.signal_kill && !back.opts.freeze_gives_up);
+            assert_eq!(back.limits, watch.limits);
+            let (r, w) = (back.report.unwrap(), watch.report.as_ref().unwrap());
+            assert_eq!(
+                (&r.path, &r.command, r.started_at, r.isolation),
+                (&w.path, &w.command, w.started_at, w.isolation)
+            );
+            let elapsed = r.started.elapsed();
+            assert!(
+                elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(60),
+                "{elapsed:?}"
+            );
+        }
+        // Without a leaf, limits or report: empty words, read back as none.
+        let bare = Watch {
+            leaf: None,
+            limits: None,
+            report: None,
+            ..watch
+        };
+        let (back, _, _) = parse_teardown(&words(&exec_for(&bare, 5, 6).argv)).unwrap();
+        assert!(back.leaf.is_none() && back.limits.is_none() && back.report.is_none());
     }
 }
