@@ -33,6 +33,12 @@
 #   GLOB  run only the scenarios whose id (`name[variant]`) matches, e.g. 'stop*' or
 #         '*privileged*'
 # Environment: CONTAINER_TEST_KEEP=1 keeps the work directory (bundles, logs).
+#   CONTAINER_TEST_SECCOMP_OUT=FILE  only resolve Docker's seccomp profile (step 3) into
+#                FILE (the OCI `linux.seccomp` object) and Docker's default capabilities
+#                into FILE.caps (a JSON list), then exit 0: no build, no container. The
+#                VM lane (scripts/vm-test.sh) uses this, with CONTAINER_TEST_KERNEL=VERSION
+#                (default: this host's `uname -r`) naming the kernel the profile's
+#                minKernel rules are resolved for.
 # Needs root (runc).
 #
 # Adding a scenario is one function `scn_NAME VARIANT` plus its name in SCENARIOS; it
@@ -86,14 +92,17 @@ busybox=/bin/busybox
 say "$(runc --version | head -n 1), host kernel $(uname -r)"
 
 # --- 2. static binaries --------------------------------------------------------------
-say "building the static cg-test and cg-test-fixture (scripts/build-static.sh)"
-cgt_bin=$(bash scripts/build-static.sh --with-fixture 2>"${TMPDIR:-/tmp}/container-test-build.$$.log" | tail -n 1) || {
-    cat "${TMPDIR:-/tmp}/container-test-build.$$.log" >&2
-    die "scripts/build-static.sh failed"
-}
-rm -f "${TMPDIR:-/tmp}/container-test-build.$$.log"
-fix_bin=$(dirname "$cgt_bin")/cg-test-fixture
-[[ -x $cgt_bin && -x $fix_bin ]] || die "build-static.sh did not produce $cgt_bin and $fix_bin"
+seccomp_only=${CONTAINER_TEST_SECCOMP_OUT:-}
+if [[ -z $seccomp_only ]]; then
+    say "building the static cg-test and cg-test-fixture (scripts/build-static.sh)"
+    cgt_bin=$(bash scripts/build-static.sh --with-fixture 2>"${TMPDIR:-/tmp}/container-test-build.$$.log" | tail -n 1) || {
+        cat "${TMPDIR:-/tmp}/container-test-build.$$.log" >&2
+        die "scripts/build-static.sh failed"
+    }
+    rm -f "${TMPDIR:-/tmp}/container-test-build.$$.log"
+    fix_bin=$(dirname "$cgt_bin")/cg-test-fixture
+    [[ -x $cgt_bin && -x $fix_bin ]] || die "build-static.sh did not produce $cgt_bin and $fix_bin"
+fi
 
 # --- work directory, and cleanup on every path ---------------------------------------
 W=$(mktemp -d /tmp/cgtc.XXXXXX) || die "mktemp failed"
@@ -222,7 +231,7 @@ case $(uname -m) in
     *) die "no seccomp architecture mapping for $(uname -m)" ;;
 esac
 seccomp_oci=$W/seccomp-docker-default.oci.json
-jq --arg native "$scmp_native" --arg arch "$go_arch" --arg kernel "$(uname -r)" --argjson caps "$docker_caps" '
+jq --arg native "$scmp_native" --arg arch "$go_arch" --arg kernel "${CONTAINER_TEST_KERNEL:-$(uname -r)}" --argjson caps "$docker_caps" '
   def kver: split("-")[0] | split(".") | map(tonumber? // 0);
   def kernel_at_least($min): ($kernel | kver)[0:2] >= ($min | kver)[0:2];
   . as $p
@@ -248,6 +257,12 @@ jq --arg native "$scmp_native" --arg arch "$go_arch" --arg kernel "$(uname -r)" 
 ' "$profile_src" >"$seccomp_oci" || die "could not resolve the seccomp profile with jq"
 jq -e '[.syscalls[] | select(.names == ["clone3"] and .action == "SCMP_ACT_ERRNO" and .errnoRet == 38)] | length == 1' \
     "$seccomp_oci" >/dev/null || die "the resolved seccomp profile does not answer ENOSYS to clone3; is it Docker's?"
+if [[ -n $seccomp_only ]]; then
+    { cp "$seccomp_oci" "$seccomp_only" && echo "$docker_caps" >"$seccomp_only.caps"; } ||
+        die "cannot write $seccomp_only"
+    say "Docker's seccomp profile (for kernel ${CONTAINER_TEST_KERNEL:-$(uname -r)}) in $seccomp_only, its capabilities in $seccomp_only.caps"
+    exit 0
+fi
 
 # --- 4. rootfs and bundles ---------------------------------------------------------------
 rootfs=$W/rootfs
