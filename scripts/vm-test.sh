@@ -3,9 +3,11 @@
 # at /sys/fs/cgroup (what most users run), on Debian 12's kernel (6.1, older than the
 # hosts'), in a busybox initramfs under qemu's TCG emulator (nested KVM fails here).
 #
-#   1. installs qemu-system-x86, linux-image-amd64 and busybox-static when missing;
+#   1. installs qemu-system-x86, linux-image-amd64, busybox-static, runc and jq when
+#      missing;
 #   2. builds the static cg-test and its test fixture (scripts/build-static.sh);
-#   3. packs them with busybox and tests/vm/ into an initramfs;
+#   3. packs them with busybox, tests/vm/, runc and two OCI bundles (Docker's defaults,
+#      privileged) into an initramfs;
 #   4. boots it once for the scenario suite (tests/vm/scenarios/*.sh, each run on the
 #      native and the older-kernel code paths), then once per tests/vm/pid1/*.sh with
 #      cg-test as the machine's PID 1;
@@ -48,7 +50,7 @@ die() {
 [[ $(id -u) == 0 ]] || die "must run as root (apt-get install, device nodes in the initramfs)"
 
 # --- 1. packages -------------------------------------------------------------------
-packages=(qemu-system-x86 linux-image-amd64 busybox-static)
+packages=(qemu-system-x86 linux-image-amd64 busybox-static runc jq)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -132,6 +134,62 @@ else
         say "NOTE: util-linux unshare with --cgroup not found on the host: the container-like scenarios will skip, which fails the lane (VMTEST_ALLOW_SKIP=1 to allow)"
     fi
 fi
+# runc (Debian's) with its shared libraries, and two OCI bundles for the 6*-runc-*
+# scenarios, written here because the guest has no jq. Both run `sh /x/entry.sh` (the
+# scenario writes it into /tmp/vmt-runc-x, bound at /x) in a read-only rootfs of empty
+# directories with the guest's /bin (busybox, cg-test, cg-test-fixture) bound read-only;
+# private pid, network, ipc, uts, mount and cgroup namespaces. The variants mirror
+# scripts/container-test.sh's make_config (docker-v2 and privileged), and Docker's seccomp
+# profile and capabilities come from that script itself (CONTAINER_TEST_SECCOMP_OUT),
+# resolved for the guest's kernel:
+#   docker      Docker's defaults on a pure cgroup v2 host: 14 capabilities (no
+#               CAP_SYS_ADMIN), Docker's seccomp (clone3 -> ENOSYS), cgroup2 read-only
+#   privileged  every capability, no seccomp, /sys and cgroup2 read-write
+runc_dir=$root/vm/runc
+mkdir -p "$runc_dir"/rootfs/{bin,proc,sys,dev,tmp,x}
+install -m 755 "$(command -v runc)" "$root/usr/bin/runc"
+for lib in $(ldd "$(command -v runc)" | grep -o '/[^ ]*'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+done
+CONTAINER_TEST_SECCOMP_OUT=$work/seccomp.json CONTAINER_TEST_KERNEL=$kver bash scripts/container-test.sh |
+    sed -n 's/^container-test:/vm-test:/p'
+((PIPESTATUS[0] == 0)) || die "scripts/container-test.sh could not resolve Docker's seccomp profile"
+runc spec --bundle "$work" || die "runc spec failed"
+all_caps='["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_DAC_READ_SEARCH","CAP_FOWNER","CAP_FSETID","CAP_KILL","CAP_SETGID","CAP_SETUID","CAP_SETPCAP","CAP_LINUX_IMMUTABLE","CAP_NET_BIND_SERVICE","CAP_NET_BROADCAST","CAP_NET_ADMIN","CAP_NET_RAW","CAP_IPC_LOCK","CAP_IPC_OWNER","CAP_SYS_MODULE","CAP_SYS_RAWIO","CAP_SYS_CHROOT","CAP_SYS_PTRACE","CAP_SYS_PACCT","CAP_SYS_ADMIN","CAP_SYS_BOOT","CAP_SYS_NICE","CAP_SYS_RESOURCE","CAP_SYS_TIME","CAP_SYS_TTY_CONFIG","CAP_MKNOD","CAP_LEASE","CAP_AUDIT_WRITE","CAP_AUDIT_CONTROL","CAP_SETFCAP","CAP_MAC_OVERRIDE","CAP_MAC_ADMIN","CAP_SYSLOG","CAP_WAKE_ALARM","CAP_BLOCK_SUSPEND","CAP_AUDIT_READ","CAP_PERFMON","CAP_BPF","CAP_CHECKPOINT_RESTORE"]'
+for variant in docker privileged; do
+    mkdir -p "$runc_dir/$variant"
+    if [[ $variant == docker ]]; then
+        caps=$(cat "$work/seccomp.json.caps") cg2=ro priv=false
+    else
+        caps=$all_caps cg2=rw priv=true
+    fi
+    jq --argjson caps "$caps" --arg cg2 "$cg2" --argjson priv "$priv" --arg variant "$variant" \
+        --slurpfile seccomp "$work/seccomp.json" '
+      .root = {path: "/vm/runc/rootfs", readonly: true}
+      | .hostname = "vmt-runc"
+      | .process.terminal = false
+      | .process.args = ["sh", "/x/entry.sh"]
+      | .process.env = ["PATH=/bin", "HOME=/"]
+      | .process.noNewPrivileges = false
+      | .process.capabilities = {bounding: $caps, effective: $caps, permitted: $caps}
+      | .linux.namespaces = [{type: "pid"}, {type: "network"}, {type: "ipc"}, {type: "uts"}, {type: "mount"}, {type: "cgroup"}]
+      | .linux.cgroupsPath = ("/vmt-runc-" + $variant)
+      | .mounts += [
+          {destination: "/bin", type: "bind", source: "/bin", options: ["rbind", "ro"]},
+          {destination: "/x", type: "bind", source: "/tmp/vmt-runc-x", options: ["rbind", "rw"]},
+          {destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"]}
+        ]
+      | .mounts |= map(if .destination == "/sys/fs/cgroup"
+          then {destination: "/sys/fs/cgroup", type: "cgroup2", source: "cgroup2", options: ["nosuid", "noexec", "nodev", "relatime", $cg2]}
+          else . end)
+      | if $priv then
+          .mounts |= map(if .destination == "/sys" then .options = ["nosuid", "noexec", "nodev", "rw"] else . end)
+          | .linux.maskedPaths = [] | .linux.readonlyPaths = []
+          | del(.linux.seccomp)
+        else .linux.seccomp = $seccomp[0] end
+    ' "$work/config.json" >"$runc_dir/$variant/config.json" || die "writing the $variant bundle's config.json failed"
+done
 initrd=$work/initrd.cpio
 (cd "$root" && find . | LC_ALL=C sort | "$busybox" cpio -o -H newc 2>/dev/null) >"$initrd" ||
     die "packing the initramfs failed"

@@ -231,3 +231,67 @@ out=$1
 shift
 for f in "$@"; do echo "$f: $(cat "$cg/$f" 2>/dev/null || echo -)"; done >"$out"
 LEAF
+
+# --- runc (scenarios 6*-runc-*) -------------------------------------------------------
+# scripts/vm-test.sh puts Debian's runc in the image with two bundles, /vm/runc/docker
+# (Docker's defaults on a pure cgroup v2 host) and /vm/runc/privileged; both run
+# `sh /x/entry.sh`, with /x bound to $RUNC_X, and put the container in the cgroup
+# /vmt-runc-VARIANT. The initramfs root cannot be pivot_root'ed away, so runc runs with
+# --no-pivot (MS_MOVE + chroot); its state lives in /tmp.
+RUNC_X=/tmp/vmt-runc-x
+RUNC="runc --root /tmp/vmt-runc-state"
+
+# runc_start VARIANT ID < SCRIPT: SCRIPT becomes /x/entry.sh (a fresh $RUNC_X with an
+# empty ready/); start `runc run` in the background. Sets RUNC_PID; the container's
+# stdout and stderr go to $T/ID.out and $T/ID.err.
+runc_start() {
+    rm -rf "$RUNC_X"
+    mkdir -p "$RUNC_X/ready"
+    cat >"$RUNC_X/entry.sh"
+    $RUNC run --no-pivot --bundle "/vm/runc/$1" "$2" >"$T/$2.out" 2>"$T/$2.err" </dev/null &
+    RUNC_PID=$!
+}
+
+# runc_wait ID LIMIT: wait for `runc run` (the container's init exited) at most LIMIT
+# seconds, else kill the container and fail; sets RC. (A finished child stays a zombie
+# until waited for, so "still running" is read from its state, not from kill -0.)
+runc_wait() {
+    end=$(($(now_cs) + $2 * 100))
+    while [ -e "/proc/$RUNC_PID" ] && [ "$(sed 's/.*) //' "/proc/$RUNC_PID/stat" | cut -d' ' -f1)" != Z ]; do
+        if [ "$(now_cs)" -ge "$end" ]; then
+            $RUNC kill "$1" KILL 2>/dev/null
+            wait "$RUNC_PID"
+            fail "container $1 still running after $2 s; killed it. stderr: $(tail -n 5 "$T/$1.err" | tr '\n' '|')"
+        fi
+        sleep 0.05
+    done
+    wait "$RUNC_PID"
+    RC=$?
+}
+
+# runc_gone ID VARIANT: runc removed the container (no state) and its cgroup.
+runc_gone() {
+    $RUNC state "$1" >/dev/null 2>&1 && fail "runc still has container $1: $($RUNC state "$1" | tr -d '\n')"
+    [ ! -d "$CGROOT/vmt-runc-$2" ] || fail "the container's cgroup $CGROOT/vmt-runc-$2 is left: $(find "$CGROOT/vmt-runc-$2")"
+}
+
+# On any exit of a runc scenario: kill and delete what runc still has, remove its state
+# and the container's cgroups, and give the root back the controllers it had (runc
+# enables every controller at the root for the container's cgroup).
+runc_cleanup() {
+    for id in $($RUNC list -q 2>/dev/null); do
+        $RUNC kill "$id" KILL >/dev/null 2>&1
+        $RUNC delete -f "$id" >/dev/null 2>&1
+    done
+    rm -rf /tmp/vmt-runc-state "$RUNC_X"
+    for d in "$CGROOT"/vmt-runc-*; do
+        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done
+    # shellcheck disable=SC2013 # the file is one line of words
+    for c in $(cat "$CGROOT/cgroup.subtree_control"); do
+        case " $ROOT_BEFORE " in
+            *" $c "*) ;;
+            *) echo "-$c" >"$CGROOT/cgroup.subtree_control" 2>/dev/null ;;
+        esac
+    done
+}

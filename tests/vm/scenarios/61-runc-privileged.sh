@@ -1,0 +1,87 @@
+# A real OCI runtime, privileged (issue 12; `docker run --privileged` on a pure cgroup v2
+# host): runc runs cg-test as the container's PID 1 with every capability, no seccomp and
+# cgroup2 read-write in a private cgroup namespace, whose root (the container's cgroup,
+# /vmt-runc-privileged from the VM's side) holds cg-test itself. cg-test makes its leaf
+# next to itself (that root distributes no controllers, so the no-internal-process rule
+# allows it; docs/DESIGN.md) and spawns into it with clone3. `runc kill ID TERM` runs the
+# ladder and exits 143; then the exit code (7) passes through. Each time an escaped setsid
+# daemon and a TERM-ignorer were alive before and are gone after, no leaf is left, and runc
+# leaves no container and no cgroup.
+# vm-variants: native
+# vm-timeout: 60
+. /vm/lib.sh
+command -v runc >/dev/null || skip "runc is not in the image"
+trap runc_cleanup EXIT
+ctr=$CGROOT/vmt-runc-privileged
+
+# cgroup_checks ERR: the leaf path ran, not the pgroup fallback nor kill(-1).
+cgroup_checks() {
+    expect_line "$1" '^cg-test: created /sys/fs/cgroup/cg-test-'
+    expect_line "$1" '^cg-test: spawned pid [0-9]* (clone3 into the leaf)$'
+    expect_line "$1" '^cg-test: no watchdog: cg-test is the init of its pid namespace'
+    grep -q 'using process group' "$1" && fail "fell back to the process group: $(grep 'using process group' "$1")"
+    grep -q 'kill(-1' "$1" && fail "kill(-1) on the cgroup path: $(grep 'kill(-1' "$1")"
+    return 0
+}
+
+# 1. docker stop: TERM to PID 1, while the leaf is seen from outside inside the
+# container's cgroup, next to cg-test.
+id=vmt-runc-priv-1
+m=$(marker stop)
+f="cg-test-fixture --marker $m --life 30 --ready /x/ready --late /x/late --late-on /x/trigger"
+runc_start privileged $id <<ENTRY
+cat /proc/self/cgroup >/x/ns-cgroup
+cg-test doctor >/x/doctor 2>&1
+exec cg-test -v -k 1s -- sh -c '$f daemon --exit 0; exec $f ignore-term'
+ENTRY
+wait_ready "$RUNC_X/ready" 2 20
+[ "$(victims "$m" | wc -l)" = 2 ] || fail "the 2 victims are not alive before the stop: $(victims "$m")"
+[ "$(cat "$RUNC_X/ns-cgroup")" = "0::/" ] || fail "inside the container /proc/self/cgroup was $(cat "$RUNC_X/ns-cgroup")"
+leaves=$(find "$ctr" -mindepth 1 -maxdepth 1 -type d -name 'cg-test-*' | wc -l)
+[ "$leaves" = 1 ] || fail "expected the run's leaf in $ctr, found $leaves: $(find $CGROOT -name 'cg-test-*')"
+init=$($RUNC state $id | sed -n 's/^ *"pid": *\([0-9]*\),*/\1/p')
+grep -qx "$init" "$ctr/cgroup.procs" || fail "cg-test (pid $init) is not in the namespace root $ctr: $(tr '\n' ' ' <"$ctr/cgroup.procs")"
+d=$RUNC_X/doctor
+expect_line "$d" '^seccomp: *none'
+expect_line "$d" '^CAP_SYS_ADMIN: *yes'
+expect_line "$d" '^cgroup2 mount: */sys/fs/cgroup (read-write)'
+expect_line "$d" '^clone3 into cgroup: *yes'
+$RUNC kill $id TERM || fail "runc kill $id TERM failed"
+runc_wait $id 30
+expect_rc "$RC" 143 "runc run after runc kill TERM"
+err=$T/$id.err
+expect_line "$err" 'received SIGTERM'
+expect_line "$err" '^cg-test: done: isolation=cgroup outcome=interrupted exit=143 '
+cgroup_checks "$err"
+assert_no_survivors "$m"
+assert_no_leaf
+runc_gone $id privileged
+assert_no_late_on "$RUNC_X/late" "$RUNC_X/trigger"
+
+# 2. exit code 7, with a daemon and a TERM-ignorer left behind (killed after -k 1s);
+# the command exits once the victims were seen alive (/x/go).
+id=vmt-runc-priv-2
+m=$(marker ec)
+f="cg-test-fixture --marker $m --life 30 --ready /x/ready --late /x/late --late-on /x/trigger"
+runc_start privileged $id <<ENTRY
+exec cg-test -v -k 1s -- sh -c '$f daemon --exit 0; $f ignore-term & i=0; while [ ! -e /x/go ] && [ \$i -lt 400 ]; do sleep 0.05; i=\$((i+1)); done; exit 7'
+ENTRY
+wait_ready "$RUNC_X/ready" 2 20
+[ "$(victims "$m" | wc -l)" = 2 ] || fail "the 2 victims are not alive before the exit: $(victims "$m")"
+touch "$RUNC_X/go"
+runc_wait $id 30
+expect_rc "$RC" 7 "runc run (cg-test -- sh -c '... exit 7')"
+err=$T/$id.err
+expect_line "$err" '^cg-test: done: isolation=cgroup outcome=failure exit=7 '
+expect_line "$err" '^cg-test: 2 process(es) outlived the command'
+cgroup_checks "$err"
+assert_no_survivors "$m"
+assert_no_leaf
+runc_gone $id privileged
+assert_no_late_on "$RUNC_X/late" "$RUNC_X/trigger"
+
+# runc enabled every controller at the root for the container's cgroup; the cleanup puts
+# the root back as the scenario found it.
+runc_cleanup
+[ "$(cat "$CGROOT/cgroup.subtree_control")" = "$ROOT_BEFORE" ] ||
+    fail "the root's controllers are [$(cat "$CGROOT/cgroup.subtree_control")], were [$ROOT_BEFORE]"
