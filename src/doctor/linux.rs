@@ -24,30 +24,9 @@ use crate::cli::{Args, Config};
 use crate::isolation::cgroup::CgroupLeaf;
 use crate::isolation::Isolation;
 use crate::isolation::Options;
+use crate::platform;
 use crate::run_id::RunId;
 use crate::spawn::Placement;
-
-/// CLONE_INTO_CGROUP (Linux 5.7).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7). The same
-/// layout as the spawn path's; kept here so doctor does not reach into the platform
-/// layer for a probe it must see fail (the spawn path falls back silently).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
 
 /// The inode numbers the kernel gives its initial namespaces (include/linux/proc_ns.h:
 /// PROC_PID_INIT_INO, PROC_CGROUP_INIT_INO); a process in any other namespace sees a
@@ -312,37 +291,25 @@ fn probe_leaf(
 /// clone3 with `exit_signal = SIGCHLD`, into `cgroup` when given: the child exits at
 /// once and is reaped.
 fn try_clone3(cgroup: Option<BorrowedFd<'_>>) -> Check {
-    let mut args = CloneArgs {
-        flags: if cgroup.is_some() {
-            CLONE_INTO_CGROUP
-        } else {
-            0
-        },
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
-        ..CloneArgs::default()
+    let flags = if cgroup.is_some() {
+        platform::CLONE_INTO_CGROUP
+    } else {
+        0
     };
-    // SAFETY: clone3 without CLONE_VM behaves like fork; doctor is single-threaded and
-    // the child only calls _exit.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
+    // The plain wrapper (no fallback): doctor must see a refusal, not hide it.
+    let ret = platform::clone3(flags, cgroup);
     match ret {
         // SAFETY: the child leaves at once without running any Rust code.
-        0 => unsafe { libc::_exit(0) },
-        pid if pid > 0 => match wait_exit(pid as libc::pid_t) {
+        Ok(0) => unsafe { libc::_exit(0) },
+        Ok(pid) => match wait_exit(pid) {
             Ok(_) if cgroup.is_some() => {
                 Check::yes("tried: a child started in a probe leaf and exited")
             }
             Ok(_) => Check::yes("tried"),
             Err(e) => Check::no(format!("the child did not exit normally: {e}")),
         },
-        _ => {
-            let errno = last_errno();
+        Err(e) => {
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
             let hint = match errno {
                 libc::ENOSYS => {
                     "clone3 is missing or filtered: Docker's default seccomp profile answers \

@@ -9,7 +9,7 @@ use super::{Fork, ProcInfo};
 use crate::events::SignalPlan;
 
 /// CLONE_INTO_CGROUP (Linux 5.7): start the child in the cgroup given by `cgroup`.
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// `struct clone_args` as of Linux 5.7 (CLONE_ARGS_SIZE_VER2, 88 bytes).
 #[repr(C)]
@@ -136,30 +136,8 @@ fn spawn_shared_x86_64(
         ..CloneArgs::default()
     };
     let arg = &mut child as *mut &mut dyn FnMut() as *mut libc::c_void;
-    let ret: isize;
-    // SAFETY: clone3 returns twice only on success; the child starts on the new stack
-    // (the kernel sets its stack pointer to stack + stack_size, 16-byte aligned) and
-    // calls the trampoline, which never returns. The parent path touches nothing but
-    // the registers declared here (the syscall clobbers rcx and r11).
-    unsafe {
-        std::arch::asm!(
-            "syscall",
-            "test rax, rax",
-            "jnz 2f",
-            "xor ebp, ebp",
-            "mov rdi, r12",
-            "call r13",
-            "ud2",
-            "2:",
-            inlateout("rax") libc::SYS_clone3 as isize => ret,
-            in("rdi") &mut args as *mut CloneArgs,
-            in("rsi") std::mem::size_of::<CloneArgs>(),
-            in("r12") arg,
-            in("r13") trampoline as extern "C" fn(*mut libc::c_void) -> ! as usize,
-            lateout("rcx") _,
-            lateout("r11") _,
-        );
-    }
+    // SAFETY: the child runs the trampoline on its own stack (see clone3_on_stack).
+    let ret = unsafe { clone3_on_stack(&mut args, trampoline, arg) };
     // The child has exec'd or exited: its stack is ours again.
     // SAFETY: unmapping the mapping made above.
     unsafe { libc::munmap(stack, STACK) };
@@ -237,6 +215,45 @@ impl WatchdogStack {
     }
 }
 
+/// clone3 whose child starts on the stack `args` names and calls `entry(arg)`, which
+/// must never return; the parent gets clone3's raw result (a pid, or -errno).
+///
+/// # Safety
+/// `args` holds a valid stack of its own for the child, and `entry` only does what is
+/// safe on it (with CLONE_VM: in memory it shares with the parent).
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3_on_stack(
+    args: &mut CloneArgs,
+    entry: extern "C" fn(*mut libc::c_void) -> !,
+    arg: *mut libc::c_void,
+) -> isize {
+    let ret: isize;
+    // SAFETY: clone3 returns twice only on success; the child starts on the new stack
+    // (the kernel sets its stack pointer to stack + stack_size, 16-byte aligned) and
+    // calls `entry`, which never returns. The parent path touches nothing but the
+    // registers declared here (the syscall clobbers rcx and r11).
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 as isize => ret,
+            in("rdi") args as *mut CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") arg,
+            in("r13") entry as usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    ret
+}
+
 /// Start the watchdog as a process that shares cg-test's memory (clone3 with CLONE_VM:
 /// no page tables copied, no page made copy-on-write, and its exit frees no memory),
 /// but has its own descriptors, signal state and session, and is no thread of cg-test,
@@ -290,28 +307,8 @@ fn start_watchdog_x86_64(exec: &'static WatchdogExec) -> io::Result<Option<(i32,
         ..CloneArgs::default()
     };
     let arg = exec as *const WatchdogExec as *mut libc::c_void;
-    let ret: isize;
-    // SAFETY: as in spawn_shared_x86_64: the child starts on its own stack and calls
-    // watchdog_main, which never returns.
-    unsafe {
-        std::arch::asm!(
-            "syscall",
-            "test rax, rax",
-            "jnz 2f",
-            "xor ebp, ebp",
-            "mov rdi, r12",
-            "call r13",
-            "ud2",
-            "2:",
-            inlateout("rax") libc::SYS_clone3 as isize => ret,
-            in("rdi") &mut args as *mut CloneArgs,
-            in("rsi") std::mem::size_of::<CloneArgs>(),
-            in("r12") arg,
-            in("r13") watchdog_main as extern "C" fn(*mut libc::c_void) -> ! as usize,
-            lateout("rcx") _,
-            lateout("r11") _,
-        );
-    }
+    // SAFETY: the child runs watchdog_main on its own stack (see clone3_on_stack).
+    let ret = unsafe { clone3_on_stack(&mut args, watchdog_main, arg) };
     if ret > 0 {
         return Ok(Some((
             ret as i32,

@@ -30,7 +30,7 @@ pub use imp::{
 
 /// clone3 with namespace flags, for the Linux-only namespace code (src/namespaces).
 #[cfg(target_os = "linux")]
-pub use imp::clone3;
+pub use imp::{clone3, CLONE_INTO_CGROUP};
 
 /// The two sides of a fork.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
