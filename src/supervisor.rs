@@ -5,7 +5,9 @@
 //! The kill ladder, the same for timeout, signal and leak:
 //! 1. freeze the run, send the polite signal (and SIGCONT) to every member, thaw;
 //! 2. grace: wait up to `--kill-after` for the run to empty (ends early on
-//!    `populated 0`; a second INT/TERM to cg-test ends it at once);
+//!    `populated 0`; a second INT/TERM to cg-test ends it at once); with no grace
+//!    at all (`-k 0`) a cgroup run is not thawed in step 1, and step 3 kills it
+//!    still frozen;
 //! 3. freeze, kill everything, confirm the run is empty — the kill runs whether or not
 //!    the freeze succeeded (a freeze that gives up is a note, never the end of
 //!    teardown);
@@ -547,7 +549,16 @@ impl Run<'_> {
             &[polite, libc::SIGCONT]
         };
         let sent = members.and_then(|members| self.boundary.signal(&members, signals));
-        self.boundary.thaw();
+        // No grace to give (`-k 0`, or a second INT/TERM already asked to skip it):
+        // nothing could act on the polite signal between a thaw and the kill's freeze,
+        // so a freeze that holds is kept and the kill follows at once. That spares
+        // waking every member twice (thaw, then freeze again), most of what a teardown
+        // of thousands of processes costs over the kill itself (BENCHMARKS.md).
+        let hold =
+            (self.cfg.kill_after.is_zero() || self.skip_grace) && self.boundary.holds_frozen();
+        if !hold {
+            self.boundary.thaw();
+        }
         crate::phases::end("polite");
         self.snapshots.show();
         crate::phases::end("snapshot");
@@ -555,7 +566,9 @@ impl Run<'_> {
             Ok(n) => crate::step!("sent {} to {n} process(es)", signal_name(polite)),
             Err(e) => crate::note!("sending {}: {e:#}", signal_name(polite)),
         }
-        self.grace()?;
+        if !hold {
+            self.grace()?;
+        }
         crate::phases::end("grace");
         self.kill_rest()
     }
@@ -580,10 +593,14 @@ impl Run<'_> {
             return Ok(());
         }
         crate::phases::start();
-        self.boundary.freeze();
+        if !self.boundary.holds_frozen() {
+            self.boundary.freeze();
+        }
         crate::phases::end("freeze");
-        if let Ok(members) = self.boundary.members() {
-            crate::step!("killing {} process(es): {members:?}", members.len());
+        if crate::report::shows_steps() {
+            if let Ok(members) = self.boundary.members() {
+                crate::step!("killing {} process(es): {members:?}", members.len());
+            }
         }
         if self.cfg.forces(Compat::StopBeforeKill) {
             // SAFETY: stopping ourselves; a test SIGKILLs or continues us.

@@ -75,3 +75,48 @@ fn timeout_delivers_rtmin_3_cgroup() {
 fn timeout_delivers_rtmin_3_pgroup() {
     timeout_delivers_rtmin_3(Mode::Pgroup);
 }
+
+/// A shell that traps TERM and writes `handled` from its handler, over a sleeping
+/// victim; `-t 1s -k GRACE`. Returns whether the handler ran.
+fn term_handler_ran(g: &Guard, grace: &str, round: usize) -> bool {
+    let ready_dir = g.subdir(&format!("ready_{round}"));
+    let late = g.path(&format!("late_{round}"));
+    let handled = g.path(&format!("handled_{round}"));
+    let fixture = g.fixture().ready(&ready_dir).late(&late, LATE_SECS);
+    let script = format!(
+        ": {marker}; trap 'echo ran > {handled}' TERM; {victim} & wait; wait",
+        marker = g.marker(),
+        victim = fixture.sh(&["sleep"]),
+        handled = sh_quote(handled.to_str().unwrap()),
+    );
+    let mut args = Mode::Cgroup.args();
+    args.extend(["-t", "1s", "-k", grace, "--", "bash", "-c", &script]);
+    let run = g.start(g.cg_test(&args));
+    let ready = wait_ready(&ready_dir, 1);
+    assert_alive_with_marker(&ready.pids, g.marker());
+    let out = run.finish();
+    out.assert_code(124);
+    Mode::Cgroup.assert_ran(&out);
+    assert_no_survivors(g.marker());
+    assert_no_leaf(out.pid);
+    assert_late_never(&late, late_due(&ready, LATE_SECS));
+    handled.exists()
+}
+
+/// `-k 0` in cgroup mode: the polite signal is sent while the run is frozen and the
+/// kill follows with the freeze still held, so no handler runs (with a thaw between,
+/// whether it ran was a race). The control: with a grace, the same handler runs.
+#[test]
+fn zero_grace_kills_before_any_handler_runs_cgroup() {
+    let g = Guard::new("polite_zero_grace_cgroup");
+    assert!(
+        term_handler_ran(&g, "3s", 0),
+        "control: with a 3 s grace the TERM handler should run"
+    );
+    for round in 1..=3 {
+        assert!(
+            !term_handler_ran(&g, "0", round),
+            "with -k 0 the run is killed still frozen; no TERM handler may run"
+        );
+    }
+}

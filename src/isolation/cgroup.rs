@@ -560,6 +560,10 @@ impl Isolation for CgroupLeaf {
         self.leaf.thaw()
     }
 
+    fn holds_frozen(&self) -> bool {
+        self.leaf.frozen
+    }
+
     fn members(&mut self) -> Result<Vec<i32>> {
         self.leaf.all_pids()
     }

@@ -145,6 +145,14 @@ pub trait Isolation {
     /// Let frozen processes run again (a failure is noted).
     fn thaw(&mut self);
 
+    /// True while a confirmed freeze still holds every member, whatever signals were
+    /// sent since (the cgroup freezer; a SIGCONT ends the pgroup strategy's
+    /// stop-the-world, so it never says so). The ladder then kills without thawing
+    /// when there is no grace to give.
+    fn holds_frozen(&self) -> bool {
+        false
+    }
+
     /// The processes of the run (stable only while frozen).
     fn members(&mut self) -> Result<Vec<i32>>;
 
