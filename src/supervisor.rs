@@ -6,8 +6,8 @@
 //! 1. freeze the run, send the polite signal (and SIGCONT) to every member, thaw;
 //! 2. grace: wait up to `--kill-after` for the run to empty (ends early on
 //!    `populated 0`; a second INT/TERM to cg-test ends it at once); with no grace
-//!    at all (`-k 0`) a cgroup run is not thawed in step 1, and step 3 kills it
-//!    still frozen;
+//!    at all (`-k 0`) step 1 sends nothing and does not thaw, and step 3 kills the
+//!    run still frozen;
 //! 3. freeze, kill everything, confirm the run is empty — the kill runs whether or not
 //!    the freeze succeeded (a freeze that gives up is a note, never the end of
 //!    teardown);
@@ -269,9 +269,9 @@ impl Run<'_> {
             Ended::TimedOut => {
                 let t = self.cfg.timeout.unwrap_or_default();
                 crate::note!(
-                    "timed out after {}; sending {} to every process of the run",
+                    "timed out after {}; {}",
                     human(t),
-                    signal_name(self.cfg.signal)
+                    self.what_the_ladder_does(&format!("sending {}", signal_name(self.cfg.signal)))
                 );
                 self.snapshots.arm(Cause::Timeout(t));
                 self.ladder(self.cfg.signal)?;
@@ -280,8 +280,9 @@ impl Run<'_> {
             Ended::Interrupted(sig) => {
                 if !self.parent_died {
                     crate::note!(
-                        "received {}; forwarding it to every process of the run",
-                        signal_name(sig)
+                        "received {}; {}",
+                        signal_name(sig),
+                        self.what_the_ladder_does("forwarding it")
                     );
                 }
                 self.snapshots.arm(Cause::Signal(sig));
@@ -462,9 +463,8 @@ impl Run<'_> {
             return None;
         }
         crate::note!(
-            "cg-test's parent (pid {parent}) died; sending {} to every process of the run \
-             and tearing it down as on SIGTERM",
-            signal_name(self.cfg.signal)
+            "cg-test's parent (pid {parent}) died; {} and tearing it down as on SIGTERM",
+            self.what_the_ladder_does(&format!("sending {}", signal_name(self.cfg.signal)))
         );
         self.parent_died = true;
         Some(libc::SIGTERM)
@@ -519,6 +519,16 @@ impl Run<'_> {
             .signals)
     }
 
+    /// What the ladder is about to do, for the note that starts it: `sending SIGTERM
+    /// to every process of the run`, or the kill at once of `-k 0`.
+    fn what_the_ladder_does(&self, sending: &str) -> String {
+        if self.cfg.kill_after.is_zero() {
+            "killing every process of the run at once (-k 0: no grace)".to_string()
+        } else {
+            format!("{sending} to every process of the run")
+        }
+    }
+
     /// The kill ladder (see the module docs).
     fn ladder(&mut self, polite: i32) -> Result<()> {
         self.tearing_down = true;
@@ -538,6 +548,18 @@ impl Run<'_> {
             self.snapshots.after_freeze(members);
             crate::phases::end("snapshot");
         }
+        // No grace (`-k 0`): kill at once. The run stays frozen from here to the kill,
+        // so nothing could act on a polite signal (a thaw between would give a handler
+        // microseconds, a race at best); none is sent, and the kill skips the second
+        // freeze while this one holds. That is the kernel's own freeze and kill, plus
+        // the snapshot (BENCHMARKS.md).
+        if self.cfg.kill_after.is_zero() {
+            crate::phases::end("polite");
+            self.snapshots.show();
+            crate::phases::end("snapshot");
+            crate::step!("no grace (-k 0): killing without {}", signal_name(polite));
+            return self.kill_rest();
+        }
         // A process stopped by job control would not act on the polite signal until
         // continued (GNU timeout does the same). SIGCONT goes out after every member
         // has the polite signal pending, so a continued member cannot fork a child
@@ -549,16 +571,7 @@ impl Run<'_> {
             &[polite, libc::SIGCONT]
         };
         let sent = members.and_then(|members| self.boundary.signal(&members, signals));
-        // No grace to give (`-k 0`, or a second INT/TERM already asked to skip it):
-        // nothing could act on the polite signal between a thaw and the kill's freeze,
-        // so a freeze that holds is kept and the kill follows at once. That spares
-        // waking every member twice (thaw, then freeze again), most of what a teardown
-        // of thousands of processes costs over the kill itself (BENCHMARKS.md).
-        let hold =
-            (self.cfg.kill_after.is_zero() || self.skip_grace) && self.boundary.holds_frozen();
-        if !hold {
-            self.boundary.thaw();
-        }
+        self.boundary.thaw();
         crate::phases::end("polite");
         self.snapshots.show();
         crate::phases::end("snapshot");
@@ -566,9 +579,7 @@ impl Run<'_> {
             Ok(n) => crate::step!("sent {} to {n} process(es)", signal_name(polite)),
             Err(e) => crate::note!("sending {}: {e:#}", signal_name(polite)),
         }
-        if !hold {
-            self.grace()?;
-        }
+        self.grace()?;
         crate::phases::end("grace");
         self.kill_rest()
     }

@@ -77,8 +77,8 @@ fn timeout_delivers_rtmin_3_pgroup() {
 }
 
 /// A shell that traps TERM and writes `handled` from its handler, over a sleeping
-/// victim; `-t 1s -k GRACE`. Returns whether the handler ran.
-fn term_handler_ran(g: &Guard, grace: &str, round: usize) -> bool {
+/// victim; `-t 1s -k GRACE`. Returns whether the handler ran, and stderr.
+fn term_handler_ran(g: &Guard, mode: Mode, grace: &str, round: usize) -> (bool, String) {
     let ready_dir = g.subdir(&format!("ready_{round}"));
     let late = g.path(&format!("late_{round}"));
     let handled = g.path(&format!("handled_{round}"));
@@ -89,34 +89,51 @@ fn term_handler_ran(g: &Guard, grace: &str, round: usize) -> bool {
         victim = fixture.sh(&["sleep"]),
         handled = sh_quote(handled.to_str().unwrap()),
     );
-    let mut args = Mode::Cgroup.args();
+    let mut args = mode.args();
     args.extend(["-t", "1s", "-k", grace, "--", "bash", "-c", &script]);
     let run = g.start(g.cg_test(&args));
     let ready = wait_ready(&ready_dir, 1);
     assert_alive_with_marker(&ready.pids, g.marker());
     let out = run.finish();
     out.assert_code(124);
-    Mode::Cgroup.assert_ran(&out);
+    mode.assert_ran(&out);
     assert_no_survivors(g.marker());
     assert_no_leaf(out.pid);
     assert_late_never(&late, late_due(&ready, LATE_SECS));
-    handled.exists()
+    (handled.exists(), out.stderr)
 }
 
-/// `-k 0` in cgroup mode: the polite signal is sent while the run is frozen and the
-/// kill follows with the freeze still held, so no handler runs (with a thaw between,
-/// whether it ran was a race). The control: with a grace, the same handler runs.
-#[test]
-fn zero_grace_kills_before_any_handler_runs_cgroup() {
-    let g = Guard::new("polite_zero_grace_cgroup");
+/// `-k 0`: the run is killed at once, frozen from the deadline to the kill, so no
+/// polite signal is sent and no handler runs (with a thaw between, whether it ran was
+/// a race); the note says so. The control: with a grace, the same handler runs.
+fn zero_grace_kills_at_once(mode: Mode) {
+    let g = Guard::new(&format!("polite_zero_grace_{}", mode.name()));
+    let (ran, stderr) = term_handler_ran(&g, mode, "3s", 0);
     assert!(
-        term_handler_ran(&g, "3s", 0),
-        "control: with a 3 s grace the TERM handler should run"
+        ran,
+        "control: with a 3 s grace the TERM handler should run; stderr:\n{stderr}"
     );
     for round in 1..=3 {
+        let (ran, stderr) = term_handler_ran(&g, mode, "0", round);
         assert!(
-            !term_handler_ran(&g, "0", round),
-            "with -k 0 the run is killed still frozen; no TERM handler may run"
+            !ran,
+            "with -k 0 the run is killed still frozen; no TERM handler may run; stderr:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(
+                "timed out after 1s; killing every process of the run at once (-k 0: no grace)"
+            ),
+            "the note names the kill, not a signal; stderr:\n{stderr}"
         );
     }
+}
+
+#[test]
+fn zero_grace_kills_at_once_cgroup() {
+    zero_grace_kills_at_once(Mode::Cgroup);
+}
+
+#[test]
+fn zero_grace_kills_at_once_pgroup() {
+    zero_grace_kills_at_once(Mode::Pgroup);
 }

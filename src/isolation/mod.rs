@@ -145,10 +145,9 @@ pub trait Isolation {
     /// Let frozen processes run again (a failure is noted).
     fn thaw(&mut self);
 
-    /// True while a confirmed freeze still holds every member, whatever signals were
-    /// sent since (the cgroup freezer; a SIGCONT ends the pgroup strategy's
-    /// stop-the-world, so it never says so). The ladder then kills without thawing
-    /// when there is no grace to give.
+    /// True while the last freeze was confirmed and nothing thawed the run since (for
+    /// the pgroup strategy: cg-test sent no SIGCONT). With no grace to give, the kill
+    /// then needs no second freeze.
     fn holds_frozen(&self) -> bool {
         false
     }

@@ -404,6 +404,10 @@ impl Isolation for ProcessGroup {
         false
     }
 
+    fn holds_frozen(&self) -> bool {
+        self.frozen
+    }
+
     fn thaw(&mut self) {
         self.frozen = false;
         for pid in self.stopped.drain() {
