@@ -22,6 +22,10 @@
 # Environment:
 #   VMTEST_BUDGET=660     seconds the whole lane may take, install and build included
 #   VMTEST_SUITE_TIMEOUT=450  VMTEST_PID1_TIMEOUT=90   limits per boot, in seconds
+#   VMTEST_STALL=90       seconds without a byte on the suite's console (the guest's
+#                         runner prints a tick every 10 s) after which the guest counts
+#                         as stalled: it is killed and booted once more, resuming at the
+#                         scenario it stalled in (said loudly; a second stall fails)
 #   VMTEST_KEEP=1         keep the work directory (vm-work/run.PID: initramfs, consoles)
 #   VMTEST_ALLOW_SKIP=1   a scenario that skips itself (a missing tool) is reported but
 #                         not counted as a failure; by default every skip is a failure,
@@ -35,6 +39,7 @@ budget=${VMTEST_BUDGET:-660}
 allow_skip=${VMTEST_ALLOW_SKIP:-0}
 suite_timeout=${VMTEST_SUITE_TIMEOUT:-450}
 pid1_timeout=${VMTEST_PID1_TIMEOUT:-90}
+stall_limit=${VMTEST_STALL:-90}
 only=${1:-*}
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -196,13 +201,14 @@ initrd=$work/initrd.cpio
 say "initramfs $(($(stat -c %s "$initrd") / 1024)) KiB: $suite_count suite scenario file(s), ${#pid1_scripts[@]} PID-1 boot(s)"
 
 # --- 4. boots ------------------------------------------------------------------------
-# boot LABEL APPEND LIMIT CONSOLE [QEMU-ARGS...]: boot the initramfs with APPEND on the
-# kernel command line (and QEMU-ARGS added to qemu's), stream its console, and kill it
-# after LIMIT seconds (or when the lane's budget runs out). Returns 124 when it had to
-# be killed.
+# boot LABEL APPEND LIMIT CONSOLE STALL [QEMU-ARGS...]: boot the initramfs with APPEND
+# on the kernel command line (and QEMU-ARGS added to qemu's), stream its console, and
+# kill it after LIMIT seconds (or when the lane's budget runs out). Returns 124 when it
+# had to be killed; with STALL > 0, 125 when the console stayed silent for STALL
+# seconds (the guest itself stopped: even the in-guest time limits did not act).
 boot() {
-    local label=$1 append=$2 limit=$3 console=$4 left rc=0
-    local extra=("${@:5}")
+    local label=$1 append=$2 limit=$3 console=$4 stall=$5 left rc=0 stalled=0
+    local extra=("${@:6}")
     left=$((budget - (SECONDS - started)))
     ((left < limit)) && limit=$left
     if ((limit < 20)); then
@@ -216,15 +222,34 @@ boot() {
         -serial "file:$console" "${extra[@]}" -kernel "$kernel" -initrd "$initrd" \
         -append "console=ttyS0 quiet panic=-1 $append" </dev/null >"$console.qemu" 2>&1 &
     qemu_pid=$!
-    # Stream the console, without the kernel's register dump after "Kernel panic".
+    # Stream the console, without the kernel's register dump after "Kernel panic" and
+    # without the suite runner's ticks.
     tail -n +1 -s 0.2 -f --pid="$qemu_pid" "$console" |
-        sed -u -e 's/\r$//' -e '/Kernel panic - not syncing/,$ { /Kernel panic/! { /^\[ *[0-9.]*\]/d } }' \
+        sed -u -e 's/\r$//' -e '/^VMTEST TICK/d' \
+            -e '/Kernel panic - not syncing/,$ { /Kernel panic/! { /^\[ *[0-9.]*\]/d } }' \
             -e "s/^/  $label| /" &
     local tail_pid=$!
+    if ((stall > 0)); then
+        local size last=-1 quiet=0
+        while kill -0 "$qemu_pid" 2>/dev/null; do
+            sleep 1
+            size=$(stat -c %s "$console" 2>/dev/null || echo 0)
+            if ((size != last)); then
+                last=$size quiet=0
+            elif ((++quiet >= stall)); then
+                say "$label: no console output for ${stall}s: the guest stalled; killing it"
+                stalled=1
+                kill "$qemu_pid" 2>/dev/null || true # timeout(1) passes it on to qemu
+                break
+            fi
+        done
+    fi
     wait "$qemu_pid" || rc=$?
     qemu_pid=""
     wait "$tail_pid" || true
-    if ((rc == 124)); then
+    if ((stalled)); then
+        rc=125
+    elif ((rc == 124)); then
         say "$label: guest did not finish within ${limit}s; killed"
     elif ((rc != 0)); then
         say "$label: qemu exited with $rc: $(tail -n 3 "$console.qemu" | tr '\n' ' ')"
@@ -236,6 +261,7 @@ passed=0
 failed=0
 skipped=0
 failures=()
+stalls=()
 pass() {
     passed=$((passed + 1))
 }
@@ -268,7 +294,10 @@ if ((suite_count)); then
     (
         exec 4<>"$work/com2.in"
         while :; do
-            if grep -q '^VMTEST COM2 XON' "$console" 2>/dev/null; then
+            # The resumed boot's console once it exists (a guest after a stall).
+            cur=$work/suite-resumed.console
+            [[ -e $cur ]] || cur=$console
+            if grep -q '^VMTEST COM2 XON' "$cur" 2>/dev/null; then
                 printf '\021' >&4
             else
                 printf '\023' >&4
@@ -277,33 +306,50 @@ if ((suite_count)); then
         done
     ) &
     xoff_pid=$!
+    # suite_boot LABEL CONSOLE [APPEND...]: one boot of the scenario suite.
+    suite_boot() {
+        local label=$1 console=$2 rc=0
+        boot "$label" "cgtest.mode=suite ${*:3}" "$suite_timeout" "$console" "$stall_limit" \
+            -chardev "pipe,id=com2,path=$work/com2" -serial chardev:com2 || rc=$?
+        return "$rc"
+    }
     boot_rc=0
-    boot suite "cgtest.mode=suite" "$suite_timeout" "$console" \
-        -chardev "pipe,id=com2,path=$work/com2" -serial chardev:com2 || boot_rc=$?
+    suite_boot suite "$work/suite.console" || boot_rc=$?
+    clean=$work/suite.txt
+    tr -d '\r' <"$work/suite.console" >"$clean"
+    # A guest that stalled (not a scenario over its time limit: the guest's own limits
+    # did not act either) is booted once more, resuming at the scenario it stalled in.
+    # Its result then counts; the stall is said, never hidden.
+    if ((boot_rc == 125)) && ! grep -q '^VMTEST DONE' "$clean"; then
+        stuck=$(sed -n 's/^VMTEST BEGIN //p' "$clean" | tail -n 1)
+        if [[ -n $stuck ]] && ! grep -qF -e "VMTEST PASS $stuck" -e "VMTEST FAIL $stuck" -e "VMTEST SKIP $stuck" "$clean"; then
+            say "NOTE: the guest stalled during $stuck; booting it once more from ${stuck%%\[*}"
+            stalls+=("$stuck")
+            boot_rc=0
+            suite_boot suite-resumed "$work/suite-resumed.console" "cgtest.from=${stuck%%\[*}" || boot_rc=$?
+            # The first boot's lines up to the stall, then the second boot's.
+            grep -vxF "VMTEST BEGIN $stuck" "$clean" >"$clean.1" || true
+            tr -d '\r' <"$work/suite-resumed.console" >>"$clean.1"
+            mv "$clean.1" "$clean"
+        fi
+    fi
     kill "$xoff_pid" 2>/dev/null || true
     wait "$xoff_pid" 2>/dev/null || true
-    clean=$work/suite.txt
-    tr -d '\r' <"$console" >"$clean"
     declare -A seen=()
     while IFS= read -r line; do
         case "$line" in
-            "VMTEST PASS "*)
-                id=${line#VMTEST PASS }
-                id=${id%% *}
+            "VMTEST PASS "* | "VMTEST FAIL "* | "VMTEST SKIP "*)
+                rest=${line#VMTEST * }
+                id=${rest%%[ :]*}
+                # A scenario the resumed boot ran again (the stalled file's variants
+                # before the stall) counts once, with its first result.
+                [[ -n ${seen[$id]:-} ]] && continue
                 seen[$id]=1
-                pass
-                ;;
-            "VMTEST FAIL "*)
-                id=${line#VMTEST FAIL }
-                id=${id%%:*}
-                seen[$id]=1
-                fail "${line#VMTEST FAIL }"
-                ;;
-            "VMTEST SKIP "*)
-                id=${line#VMTEST SKIP }
-                id=${id%%:*}
-                seen[$id]=1
-                skip "${line#VMTEST SKIP }"
+                case "$line" in
+                    "VMTEST PASS "*) pass ;;
+                    "VMTEST FAIL "*) fail "$rest" ;;
+                    *) skip "$rest" ;;
+                esac
                 ;;
         esac
     done <"$clean"
@@ -312,11 +358,11 @@ if ((suite_count)); then
         [[ -n ${seen[$id]:-} ]] || fail "$id: no result (the guest stopped during this scenario)"
     done < <(sed -n 's/^VMTEST BEGIN //p' "$clean")
     if ! grep -q '^VMTEST DONE' "$clean"; then
-        if ((boot_rc == 124)); then
-            fail "suite: the guest did not finish within its time limit"
-        else
-            fail "suite: the guest stopped before reporting VMTEST DONE (exit $boot_rc)"
-        fi
+        case $boot_rc in
+            124) fail "suite: the guest did not finish within its time limit" ;;
+            125) fail "suite: the guest stalled (no console output for ${stall_limit}s)" ;;
+            *) fail "suite: the guest stopped before reporting VMTEST DONE (exit $boot_rc)" ;;
+        esac
     fi
 fi
 
@@ -326,7 +372,7 @@ for name in "${pid1_scripts[@]}"; do
     script=tests/vm/pid1/$name.sh
     console=$work/pid1-$name.console
     boot_rc=0
-    boot "pid1-$name" "cgtest.pid1=$name" "$pid1_timeout" "$console" || boot_rc=$?
+    boot "pid1-$name" "cgtest.pid1=$name" "$pid1_timeout" "$console" 0 || boot_rc=$?
     clean=$work/pid1-$name.txt
     tr -d '\r' <"$console" >"$clean"
     want=$(sed -n 's/^# expect-exit: *//p' "$script")
@@ -379,6 +425,9 @@ vm-test:   - speed: TCG emulates the CPU, so timings are loose and nothing is me
 vm-test:   - limits without root: the limits scenarios (3*-limits-*) run as root in
 vm-test:     cgroups the scenario made, not in a systemd scope; io is never limited
 EOF
+for stuck in "${stalls[@]}"; do
+    say "NOTE: the guest stalled once during $stuck (no console output for ${stall_limit}s; an emulator or guest-kernel hang: the in-guest time limits did not act) and was booted again from there"
+done
 if ((failed)); then
     say "failures:"
     for f in "${failures[@]}"; do say "  FAIL $f"; done

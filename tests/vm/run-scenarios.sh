@@ -9,6 +9,10 @@
 #   VMTEST DONE
 # where id is `name[variant]`. After each scenario it checks the machine is clean
 # again: no cg-test leaf in the hierarchy, no process carrying the scenario's markers.
+# Every 10 s it prints `VMTEST TICK`, so the host can tell a guest that stalled (no
+# byte for VMTEST_STALL seconds) from a long scenario; `cgtest.from=NAME` on the kernel
+# command line (the host's one resumed boot after a stall) skips the scenarios before
+# NAME.
 export PATH=/bin:/usr/bin
 
 header() { sed -n "s/^# $1: *//p" "$2" | head -n 1; }
@@ -17,8 +21,22 @@ uptime_s() { cut -d. -f1 /proc/uptime; }
 
 echo "VMTEST INFO kernel $(uname -r), $(nproc) cpus, cgroup2 at /sys/fs/cgroup: $(cat /sys/fs/cgroup/cgroup.controllers)"
 mkdir -p /tmp/vmt-logs
+from=""
+# shellcheck disable=SC2013 # the command line is words, not lines
+for word in $(cat /proc/cmdline); do
+    case "$word" in cgtest.from=*) from=${word#*=} ;; esac
+done
+(while :; do
+    sleep 10
+    echo "VMTEST TICK"
+done) &
+tick=$!
 for f in /vm/scenarios/*.sh; do
     name=$(basename "$f" .sh)
+    if [ -n "$from" ]; then
+        [ "$name" = "$from" ] || continue
+        from=""
+    fi
     variants=$(header vm-variants "$f")
     limit=$(header vm-timeout "$f")
     for v in ${variants:-native compat}; do
@@ -55,4 +73,5 @@ for f in /vm/scenarios/*.sh; do
         fi
     done
 done
+kill "$tick" 2>/dev/null
 echo "VMTEST DONE"
