@@ -78,7 +78,8 @@ pub struct Args {
     #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
-    /// Grace between the polite signal and the kill.
+    /// Grace between the polite signal and the kill; 0 kills at once, without the
+    /// polite signal (the run stays frozen from the deadline to the kill).
     #[arg(short = 'k', long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
     pub kill_after: Duration,
 
