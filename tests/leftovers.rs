@@ -228,6 +228,16 @@ fn check_that_a_leftover_is_seen(root: &Path) {
         .stdin(std::process::Stdio::null())
         .spawn()
         .expect("starting the fixture");
+    // spawn() returns once the exec began (vfork), which can be before the kernel set
+    // the new command line: until then /proc/PID/cmdline reads empty and the scan could
+    // not see the marker (seen once in CI). Wait for it, bounded.
+    let until = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read(format!("/proc/{}/cmdline", probe.id()))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        && Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let leaf = root.join(format!("{LEAF_PREFIX}{gone}-1-00000000"));
     std::fs::create_dir(&leaf)
         .unwrap_or_else(|e| panic!("creating {} for the control: {e}", leaf.display()));
