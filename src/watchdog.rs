@@ -326,7 +326,8 @@ fn parse_teardown(args: &[OsString]) -> Result<(Watch, bool, crate::cli::Verbosi
     });
     let (report_path, started_at, started_mono, isolation) =
         (path(word()), text(word()), text(word()), text(word()));
-    let command = args.get(13..).map(<[OsString]>::to_vec).unwrap_or_default();
+    // The rest is the command, however many words came before.
+    let command: Vec<OsString> = words.cloned().collect();
     let report = report_path.map(|path| {
         let elapsed = monotonic_now().saturating_sub(started_mono.parse().unwrap_or(0));
         let elapsed = std::time::Duration::from_nanos(elapsed.min(u64::MAX as u128) as u64);

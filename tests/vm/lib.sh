@@ -295,3 +295,55 @@ runc_cleanup() {
         esac
     done
 }
+
+# runc_fixture M: the victims' command line inside a container (/x is $RUNC_X).
+runc_fixture() { echo "cg-test-fixture --marker $1 --life 30 --ready /x/ready --late /x/late --late-on /x/trigger"; }
+
+# runc_ended ID VARIANT CHECKS M: after container ID ended: the scenario's CHECKS on
+# cg-test's stderr, no process with marker M, no leaf, nothing of runc's left, and the
+# late marker never written.
+runc_ended() {
+    "$3" "$T/$1.err"
+    assert_no_survivors "$4"
+    assert_no_leaf
+    runc_gone "$1" "$2"
+    assert_no_late_on "$RUNC_X/late" "$RUNC_X/trigger"
+}
+
+# runc_stopped ID VARIANT ISOLATION CHECKS M: `docker stop`: TERM to the container's
+# PID 1 (cg-test), whose run was seen alive; it runs the ladder and exits 143.
+runc_stopped() {
+    $RUNC kill "$1" TERM || fail "runc kill $1 TERM failed"
+    runc_wait "$1" 30
+    expect_rc "$RC" 143 "runc run after runc kill TERM"
+    expect_line "$T/$1.err" 'received SIGTERM'
+    expect_line "$T/$1.err" "^cg-test: done: isolation=$3 outcome=interrupted exit=143 "
+    runc_ended "$1" "$2" "$4" "$5"
+}
+
+# runc_exit_code VARIANT ID ISOLATION CHECKS: exit code 7 passes through a container
+# whose command left a daemon and a TERM-ignorer behind (killed after -k 1s); the
+# command exits once the victims were seen alive (/x/go).
+runc_exit_code() {
+    m=$(marker ec)
+    f=$(runc_fixture "$m")
+    runc_start "$1" "$2" <<ENTRY
+exec cg-test -v -k 1s -- sh -c '$f daemon --exit 0; $f ignore-term & i=0; while [ ! -e /x/go ] && [ \$i -lt 400 ]; do sleep 0.05; i=\$((i+1)); done; exit 7'
+ENTRY
+    wait_ready "$RUNC_X/ready" 2 20
+    [ "$(victims "$m" | wc -l)" = 2 ] || fail "the 2 victims are not alive before the exit: $(victims "$m")"
+    touch "$RUNC_X/go"
+    runc_wait "$2" 30
+    expect_rc "$RC" 7 "runc run (cg-test -- sh -c '... exit 7')"
+    expect_line "$T/$2.err" "^cg-test: done: isolation=$3 outcome=failure exit=7 "
+    expect_line "$T/$2.err" '^cg-test: 2 process(es) outlived the command'
+    runc_ended "$2" "$1" "$4" "$m"
+}
+
+# runc_finish: clean up now, and check the root got back the controllers it had
+# (runc enabled every controller there for the container's cgroup).
+runc_finish() {
+    runc_cleanup
+    [ "$(cat "$CGROOT/cgroup.subtree_control")" = "$ROOT_BEFORE" ] ||
+        fail "the root's controllers are [$(cat "$CGROOT/cgroup.subtree_control")], were [$ROOT_BEFORE]"
+}

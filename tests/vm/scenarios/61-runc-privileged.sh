@@ -28,7 +28,7 @@ cgroup_checks() {
 # container's cgroup, next to cg-test.
 id=vmt-runc-priv-1
 m=$(marker stop)
-f="cg-test-fixture --marker $m --life 30 --ready /x/ready --late /x/late --late-on /x/trigger"
+f=$(runc_fixture "$m")
 runc_start privileged $id <<ENTRY
 cat /proc/self/cgroup >/x/ns-cgroup
 cg-test doctor >/x/doctor 2>&1
@@ -46,42 +46,9 @@ expect_line "$d" '^seccomp: *none'
 expect_line "$d" '^CAP_SYS_ADMIN: *yes'
 expect_line "$d" '^cgroup2 mount: */sys/fs/cgroup (read-write)'
 expect_line "$d" '^clone3 into cgroup: *yes'
-$RUNC kill $id TERM || fail "runc kill $id TERM failed"
-runc_wait $id 30
-expect_rc "$RC" 143 "runc run after runc kill TERM"
-err=$T/$id.err
-expect_line "$err" 'received SIGTERM'
-expect_line "$err" '^cg-test: done: isolation=cgroup outcome=interrupted exit=143 '
-cgroup_checks "$err"
-assert_no_survivors "$m"
-assert_no_leaf
-runc_gone $id privileged
-assert_no_late_on "$RUNC_X/late" "$RUNC_X/trigger"
+runc_stopped $id privileged cgroup cgroup_checks "$m"
 
-# 2. exit code 7, with a daemon and a TERM-ignorer left behind (killed after -k 1s);
-# the command exits once the victims were seen alive (/x/go).
-id=vmt-runc-priv-2
-m=$(marker ec)
-f="cg-test-fixture --marker $m --life 30 --ready /x/ready --late /x/late --late-on /x/trigger"
-runc_start privileged $id <<ENTRY
-exec cg-test -v -k 1s -- sh -c '$f daemon --exit 0; $f ignore-term & i=0; while [ ! -e /x/go ] && [ \$i -lt 400 ]; do sleep 0.05; i=\$((i+1)); done; exit 7'
-ENTRY
-wait_ready "$RUNC_X/ready" 2 20
-[ "$(victims "$m" | wc -l)" = 2 ] || fail "the 2 victims are not alive before the exit: $(victims "$m")"
-touch "$RUNC_X/go"
-runc_wait $id 30
-expect_rc "$RC" 7 "runc run (cg-test -- sh -c '... exit 7')"
-err=$T/$id.err
-expect_line "$err" '^cg-test: done: isolation=cgroup outcome=failure exit=7 '
-expect_line "$err" '^cg-test: 2 process(es) outlived the command'
-cgroup_checks "$err"
-assert_no_survivors "$m"
-assert_no_leaf
-runc_gone $id privileged
-assert_no_late_on "$RUNC_X/late" "$RUNC_X/trigger"
+# 2. exit code 7 (see runc_exit_code).
+runc_exit_code privileged vmt-runc-priv-2 cgroup cgroup_checks
 
-# runc enabled every controller at the root for the container's cgroup; the cleanup puts
-# the root back as the scenario found it.
-runc_cleanup
-[ "$(cat "$CGROOT/cgroup.subtree_control")" = "$ROOT_BEFORE" ] ||
-    fail "the root's controllers are [$(cat "$CGROOT/cgroup.subtree_control")], were [$ROOT_BEFORE]"
+runc_finish
