@@ -97,8 +97,15 @@ impl SignalPlan {
     pub fn restore_in_child(&self) {
         // SAFETY: signal and sigprocmask are async-signal-safe; the mask is a copy.
         unsafe {
-            for &sig in &self.handled {
-                libc::signal(sig, libc::SIG_DFL);
+            // A handler must not run in the child once the mask is given back: the
+            // self-pipe handlers of other platforms would write into cg-test's pipe.
+            // Linux installs none (it reads a signalfd), and exec resets a handled
+            // signal to SIG_DFL anyway, so there this is nothing but system calls in
+            // the window where cg-test waits for the exec.
+            if !crate::platform::IS_LINUX {
+                for &sig in &self.handled {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
             }
             for &sig in &self.ignored_at_start {
                 libc::signal(sig, libc::SIG_IGN);

@@ -79,7 +79,7 @@ pub struct Usage {
 
 /// Collect the usage of a finished run whose leaf (if any) is `cgroup`.
 pub fn collect(cgroup: Option<&Path>) -> Usage {
-    let read = |file: &str| cgroup.and_then(|dir| std::fs::read_to_string(dir.join(file)).ok());
+    let read = |file: &str| cgroup.and_then(|dir| crate::cgroupfs::read_text(&dir.join(file)).ok());
     let children = children_rusage();
     let cpu = read("cpu.stat")
         .and_then(|t| parse_cpu_stat(&t))

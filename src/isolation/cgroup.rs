@@ -265,6 +265,13 @@ impl Leaf {
 
     /// Remove the cgroups a nested run left below ours, deepest first, then the leaf.
     pub fn remove_tree(&self) -> Result<()> {
+        // The common case, a leaf nothing made cgroups below: one rmdir, no listing.
+        // ENOTEMPTY means there are some; EBUSY is left to the retries below.
+        match std::fs::remove_dir(&self.path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => {}
+        }
         let mut dirs = subtree(&self.path)?;
         dirs.reverse();
         for dir in dirs {
