@@ -53,7 +53,7 @@ if ((${#need[@]})); then
 fi
 
 echo "bench: building (release, static glibc, static musl, the floor)" >&2
-cargo build --release --locked --quiet --bins --example teardown_floor
+cargo build --release --locked --quiet --bins --example teardown_floor --example spawn_floor
 cargo build --release --locked --quiet --bin cg-test --target x86_64-unknown-linux-gnu \
     --config 'target.x86_64-unknown-linux-gnu.rustflags=["-C", "target-feature=+crt-static"]'
 bash scripts/build-static.sh >/dev/null 2>&1 || echo "bench: the static musl build failed; its rows are left out" >&2
@@ -84,6 +84,7 @@ cg_glibc_static = f"{root}/target/x86_64-unknown-linux-gnu/release/cg-test"
 cg_musl = f"{root}/target/x86_64-unknown-linux-musl/release/cg-test"
 fx = f"{root}/target/release/cg-test-fixture"
 floor = f"{root}/target/release/examples/teardown_floor"
+spawn_floor = f"{root}/target/release/examples/spawn_floor"
 marker = f"cg-test-bench-{os.getpid()}"
 devnull = os.open(os.devnull, os.O_RDWR)
 
@@ -143,6 +144,8 @@ if "startup" in only:
                        ("dumb-init", [which("dumb-init"), true])):
         if argv[0]:
             tools.append((name, argv))
+    # A Rust program built and linked as cg-test is that only vforks, execs and waits.
+    tools.append(("spawn_floor (examples/spawn_floor.rs)", [spawn_floor, true]))
     bwrap = which("bwrap")
     if bwrap and spawn([bwrap, "--dev-bind", "/", "/", "--unshare-pid", true])[2] == 0:
         tools.append(("bwrap --unshare-pid", [bwrap, "--dev-bind", "/", "/", "--unshare-pid", true]))
@@ -366,8 +369,9 @@ if "scale" in only:
 if "memory" in only:
     def hwm(argv):
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # Sample once the supervisor is settled: its command (`sleep`) is running.
-        until = time.time() + 5
+        # Sample once the supervisor is settled: its command (`sleep`) is running
+        # (`sleep` alone, the floor row, is settled once it sleeps).
+        until = time.time() + (0 if argv[0].endswith("/sleep") else 5)
         while time.time() < until:
             kids = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
             if any(open(f"/proc/{k}/comm").read().strip() == "sleep" for k in kids if os.path.exists(f"/proc/{k}/comm")):
@@ -383,14 +387,17 @@ if "memory" in only:
         kids = [int(k) for k in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()]
         p.wait()
         return fields["VmHWM"].strip(), roll, kids
-    rows = [("GNU timeout", ["/usr/bin/timeout", "60", "sleep", "1"])]
+    # The floor of any dynamically linked glibc program here: GNU sleep itself.
+    rows = [("GNU sleep alone (no supervisor)", [which("sleep"), "1"]),
+            ("GNU timeout", ["/usr/bin/timeout", "60", "sleep", "1"])]
     for name, argv in (("tini -s", [which("tini"), "-s", "--", "sleep", "1"]),
                        ("tini-static -s", [which("tini-static"), "-s", "--", "sleep", "1"]),
                        ("dumb-init", [which("dumb-init"), "sleep", "1"])):
         if argv[0]:
             rows.append((name, argv))
-    for name, b in (("cg-test, release (dynamic glibc)", cg), ("cg-test, static glibc", cg_glibc_static), ("cg-test, static musl", cg_musl)):
-        if have(b):
+    for name, b in (("cg-test, release (dynamic glibc)", cg), ("cg-test, static glibc", cg_glibc_static),
+                    ("cg-test, static musl", cg_musl), ("cg-test, baseline", baseline)):
+        if b and have(b):
             rows.append((name, [b, "-q", "--", "sleep", "1"]))
     print("\n## Memory while supervising `sleep` (VmHWM, and smaps_rollup)\n")
     print("| supervisor | peak RSS (VmHWM) | Rss | Pss | Private |")
