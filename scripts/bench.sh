@@ -16,7 +16,9 @@
 #             --unshare-pid (where it runs), systemd-run --scope (where systemd runs),
 #             and cg-test as `cargo install` builds it (release, dynamic glibc), as
 #             `cargo install-static` builds it (static glibc) and as
-#             scripts/build-static.sh builds it (static musl); wall and CPU time
+#             scripts/build-static.sh builds it (static musl); wall and CPU time; and
+#             examples/spawn_floor.rs, a Rust program linked as cg-test is that only
+#             spawns and waits (the floor cg-test's start-up is set against)
 #   parts     what the watchdog and the start-up sweep of stale leaves cost
 #   pgroup    `--isolation pgroup` on a quiet host and with 2,000 unrelated processes
 #   teardown  a timeout of N TERM-ignoring processes (N = 100, 1,000, 5,000), phase by
@@ -24,7 +26,8 @@
 #             same tree; the timeout snapshot's cost; 40 sleepers in both modes
 #   scale     50 runs at once: per-run cost against 50 `timeout` runs at once, every
 #             exit code and no leaf left
-#   memory    resident memory while supervising `sleep`, against the other tools
+#   memory    resident memory while supervising `sleep`, against the other tools and
+#             `sleep` alone
 #   namespaces  what --pid-ns and --harden add to `cg-test -- true`
 #   containment  what each tool leaves behind: a setsid'ed daemon after the command
 #             exits, and at a timeout (the comparison table in README.md)
@@ -387,7 +390,7 @@ if "memory" in only:
         kids = [int(k) for k in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()]
         p.wait()
         return fields["VmHWM"].strip(), roll, kids
-    # The floor of any dynamically linked glibc program here: GNU sleep itself.
+    # For scale: the command itself, GNU sleep, with no supervisor.
     rows = [("GNU sleep alone (no supervisor)", [which("sleep"), "1"]),
             ("GNU timeout", ["/usr/bin/timeout", "60", "sleep", "1"])]
     for name, argv in (("tini -s", [which("tini"), "-s", "--", "sleep", "1"]),
