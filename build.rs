@@ -12,9 +12,8 @@
 //! How: a linker script named `libgcc_s.so` that says `INPUT(<path of libgcc_eh.a>)`,
 //! in a directory passed with `-L` to the links of the `cg-test` binary and of the
 //! benchmark examples only (the library, the tests and the fixture keep the shared
-//! unwinder). The linker takes a `-L`
-//! directory given on the command line before its default ones, so `-lgcc_s` finds the
-//! script. Where the C compiler does not know libgcc_eh.a (no gcc), for a cross build,
+//! unwinder). The linker searches a `-L` directory given on the command line before
+//! its default ones, so `-lgcc_s` finds the script. Where the C compiler does not know libgcc_eh.a (no gcc), for a cross build,
 //! another target, or a static build (which links libgcc_eh.a anyway), nothing is done
 //! and cg-test links libgcc_s.so.1 as before.
 use std::path::PathBuf;

@@ -147,7 +147,7 @@ if "startup" in only:
                        ("dumb-init", [which("dumb-init"), true])):
         if argv[0]:
             tools.append((name, argv))
-    # A Rust program built and linked as cg-test is that only vforks, execs and waits.
+    # A Rust program built and linked as cg-test is that only spawns and waits.
     tools.append(("spawn_floor (examples/spawn_floor.rs)", [spawn_floor, true]))
     bwrap = which("bwrap")
     if bwrap and spawn([bwrap, "--dev-bind", "/", "/", "--unshare-pid", true])[2] == 0:
@@ -370,11 +370,11 @@ if "scale" in only:
 
 # ---------------------------------------------------------------- memory
 if "memory" in only:
-    def hwm(argv):
+    def hwm(argv, supervised=True):
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # Sample once the supervisor is settled: its command (`sleep`) is running
-        # (`sleep` alone, the floor row, is settled once it sleeps).
-        until = time.time() + (0 if argv[0].endswith("/sleep") else 5)
+        # (`sleep` alone, supervised=False, is settled once it sleeps).
+        until = time.time() + (5 if supervised else 0)
         while time.time() < until:
             kids = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
             if any(open(f"/proc/{k}/comm").read().strip() == "sleep" for k in kids if os.path.exists(f"/proc/{k}/comm")):
@@ -390,9 +390,7 @@ if "memory" in only:
         kids = [int(k) for k in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()]
         p.wait()
         return fields["VmHWM"].strip(), roll, kids
-    # For scale: the command itself, GNU sleep, with no supervisor.
-    rows = [("GNU sleep alone (no supervisor)", [which("sleep"), "1"]),
-            ("GNU timeout", ["/usr/bin/timeout", "60", "sleep", "1"])]
+    rows = [("GNU timeout", ["/usr/bin/timeout", "60", "sleep", "1"])]
     for name, argv in (("tini -s", [which("tini"), "-s", "--", "sleep", "1"]),
                        ("tini-static -s", [which("tini-static"), "-s", "--", "sleep", "1"]),
                        ("dumb-init", [which("dumb-init"), "sleep", "1"])):
@@ -405,8 +403,10 @@ if "memory" in only:
     print("\n## Memory while supervising `sleep` (VmHWM, and smaps_rollup)\n")
     print("| supervisor | peak RSS (VmHWM) | Rss | Pss | Private |")
     print("|---|---|---|---|---|")
-    for name, argv in rows:
-        h, r, _ = hwm(argv)
+    # For scale: the command itself, GNU sleep, with no supervisor.
+    for name, argv, supervised in [("GNU sleep alone (no supervisor)", [which("sleep"), "1"], False)] + \
+            [(name, argv, True) for name, argv in rows]:
+        h, r, _ = hwm(argv, supervised)
         print(f"| {name} | {h} | {r['Rss']} kB | {r['Pss']} kB | {r['Private_Clean'] + r['Private_Dirty']} kB |")
     print("\nThe watchdog shares cg-test's memory (on x86_64 Linux) until it is needed, so it has no pages of its own to count.")
 

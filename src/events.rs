@@ -97,12 +97,12 @@ impl SignalPlan {
     pub fn restore_in_child(&self) {
         // SAFETY: signal and sigprocmask are async-signal-safe; the mask is a copy.
         unsafe {
-            // A handler must not run in the child once the mask is given back: the
-            // self-pipe handlers of other platforms would write into cg-test's pipe.
-            // Linux installs none (it reads a signalfd), and exec resets a handled
-            // signal to SIG_DFL anyway, so there this is nothing but system calls in
-            // the window where cg-test waits for the exec.
-            if !crate::platform::IS_LINUX {
+            // A handler must not run in the child once the mask is given back: a
+            // self-pipe handler would write into cg-test's pipe. Where none is
+            // installed (Linux), every handled signal is still as cg-test was given
+            // it (SIG_DFL, or SIG_IGN put back below), so the loop would be nothing
+            // but system calls in the window where cg-test waits for the exec.
+            if crate::platform::INSTALLS_SIGNAL_HANDLERS {
                 for &sig in &self.handled {
                     libc::signal(sig, libc::SIG_DFL);
                 }

@@ -67,6 +67,10 @@ pub fn is_pid_ns_init() -> bool {
 /// Is this the platform-specific code for Linux?
 pub const IS_LINUX: bool = cfg!(target_os = "linux");
 
+/// Does the signal source install handlers (the self-pipe of platform/other.rs)? On
+/// Linux it reads a signalfd and leaves every disposition as cg-test was given it.
+pub const INSTALLS_SIGNAL_HANDLERS: bool = !IS_LINUX;
+
 /// Occupy any of fds 0, 1, 2 that cg-test was started without with /dev/null marked
 /// close-on-exec.
 ///
