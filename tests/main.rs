@@ -9,6 +9,7 @@
 
 mod util;
 
+mod adversary;
 mod annotations;
 mod bad_input;
 mod core_reliability;

@@ -1,0 +1,1 @@
+//! Adversary scenarios: fuzz (to be written).

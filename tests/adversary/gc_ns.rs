@@ -1,0 +1,1 @@
+//! Adversary scenarios: gc_ns (to be written).

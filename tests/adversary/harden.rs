@@ -1,0 +1,1 @@
+//! Adversary scenarios: harden (to be written).

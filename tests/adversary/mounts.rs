@@ -1,0 +1,1 @@
+//! Adversary scenarios: mounts (to be written).

@@ -1,0 +1,1 @@
+//! Adversary scenarios: pgroup (to be written).

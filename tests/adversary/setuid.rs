@@ -1,0 +1,1 @@
+//! Adversary scenarios: setuid (to be written).

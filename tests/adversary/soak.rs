@@ -1,0 +1,1 @@
+//! Adversary scenarios: soak (to be written).

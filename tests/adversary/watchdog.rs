@@ -1,0 +1,1 @@
+//! Adversary scenarios: watchdog (to be written).
