@@ -42,3 +42,23 @@ pub const LATE_SECS: f64 = 3.0;
 pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 /// Bound for waiting on helper processes to announce themselves.
 pub const READY_LIMIT: Duration = Duration::from_secs(20);
+
+/// Whether a host-specific test must be skipped here: `applies` false means this host is
+/// not the kind the test is for. The skip is printed, and it is a failure where the
+/// suite is told which kind it runs on (`CG_TEST_HOST=hybrid` or `pure-v2`, as
+/// ci/test.sh sets it from what it checked), so CI never passes a test by skipping it.
+pub fn skip_on_other_host(applies: bool, kind: &str, why: &str) -> bool {
+    if applies {
+        return false;
+    }
+    if let Some(expected) = std::env::var_os("CG_TEST_HOST") {
+        panic!(
+            "CG_TEST_HOST={} says this is a {} host, but the test for {kind} hosts cannot \
+             run: {why}",
+            expected.to_string_lossy(),
+            expected.to_string_lossy()
+        );
+    }
+    eprintln!("skipped: this test is for {kind} hosts; {why}");
+    true
+}
