@@ -374,9 +374,17 @@ impl Leaf {
                 break;
             }
             if left.is_zero() {
-                let stuck = self.all_pids().unwrap_or_default();
+                let (stuck, hidden) = self.members().unwrap_or_default();
+                let hidden = if hidden > 0 {
+                    format!(
+                        " and {hidden} process(es) this pid namespace cannot see (without \
+                         cgroup.kill they can only be killed from where they are visible)"
+                    )
+                } else {
+                    String::new()
+                };
                 return Err(anyhow!(
-                    "{} still holds pids {stuck:?} {KILL_LIMIT:?} after the kill \
+                    "{} still holds pids {stuck:?}{hidden} {KILL_LIMIT:?} after the kill \
                      (uninterruptible sleep? see `ps -o pid,stat,wchan -p PID`); the leaf \
                      is left in place for `cg-test gc` once they are gone",
                     self.path.display()
