@@ -433,7 +433,8 @@ fn detach(read: OwnedFd, held: [Option<i32>; 2]) {
         libc::dup2(pipe, 3);
         for (fd, there) in held.into_iter().zip(HELD_FDS) {
             if fd >= 0 {
-                libc::dup3(fd, there, libc::O_CLOEXEC);
+                libc::dup2(fd, there);
+                libc::fcntl(there, libc::F_SETFD, libc::FD_CLOEXEC);
             } else {
                 libc::close(there);
             }

@@ -14,6 +14,8 @@
 //! - a leaf whose cg-test is dead but whose watchdog has not finished (stopped here),
 //!   and a `-supervisor` leaf whose lock is still held: left alone by gc and by a
 //!   start-up sweep until the holder is done. Control: the owner is dead by pid.
+//! - a leaf gc cannot judge (a cgroup whose making lock stays held): one line, left
+//!   alone, collected once it can be judged.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -390,4 +392,46 @@ fn a_supervisor_leaf_whose_lock_is_held_is_left_alone() {
     child.wait().unwrap();
     assert!(!sup.exists());
     assert_no_survivors(g.marker());
+}
+
+/// gc cannot judge a stale-looking leaf while a cg-test beside it may be between its
+/// leaf's mkdir and its lock (here: this test holds that cgroup's making lock, as a
+/// cg-test stopped at that moment would): one line naming the leaf and why, the leaf
+/// left alone, exit 0. Once the lock is free, the leaf is collected.
+#[test]
+fn gc_says_so_and_leaves_a_leaf_it_cannot_judge() {
+    let g = Guard::new("gcns_unknown");
+    let cg = TestCgroup::new(&g, "gcns");
+    let (stale, victims, late, trigger) = make_stale_leaf(&g, &cg, "stale");
+    let making = std::fs::File::open(cg.path.join("cgroup.procs")).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(
+        unsafe { libc::flock(making.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) },
+        0
+    );
+
+    let out = g.start(g.cg_test(&gc_args(false, &cg.path))).finish();
+    out.assert_code(0);
+    let line = out.assert_one_error_line();
+    assert!(
+        line.contains("cannot tell whether the cg-test of")
+            && line.contains(&stale.display().to_string())
+            && line.contains("left in place"),
+        "{line:?}"
+    );
+    assert!(stale.is_dir());
+    assert_alive_with_marker(&victims, g.marker());
+
+    drop(making);
+    let out = g.start(g.cg_test(&gc_args(false, &cg.path))).finish();
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains(&format!("removed stale leaf {}", stale.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(cg.leaves().is_empty());
+    assert_no_survivors(&format!("{}stale_", g.marker()));
+    assert_late_never_after(&trigger, &late);
 }
