@@ -1,9 +1,13 @@
 //! The cgroup v2 strategy: one fresh leaf per run, directly below the cgroup cg-test
 //! itself is in, named `cg-test-<pid>-<start>-<nonce>` (see [`crate::run_id`]).
 //!
-//! [`Leaf`] controls any existing leaf: freeze, signal, kill, remove. The run uses it
-//! through [`CgroupLeaf`] (which also holds what the spawn needs); the watchdog, `cg-test
-//! gc` and the start-up sweep of stale leaves use it on leaves whose cg-test is gone.
+//! [`Leaf`] controls any existing leaf: freeze, signal, kill, remove, all through a
+//! descriptor of the leaf's directory (so a mount vanishing under a live run changes
+//! nothing it acts on). The run uses it through [`CgroupLeaf`] (which also holds what
+//! the spawn needs, and the leaf's liveness lock); the watchdog, `cg-test gc` and the
+//! start-up sweep of stale leaves use it on leaves whose cg-test is gone, as [`judge`]
+//! decides: by pid and start time *and* by the liveness lock, which holds across pid
+//! and time namespaces.
 //!
 //! Every state change is confirmed by `cgroup.events`, which raises POLLPRI when
 //! `populated` or `frozen` changes: after writing `cgroup.freeze` we wait for
