@@ -221,6 +221,10 @@ impl Run<'_> {
             run_id: self.run_id.clone(),
             opts: self.opts.clone(),
             limits: self.boundary.limits_undo(),
+            held: self
+                .boundary
+                .liveness_fds()
+                .map(|fd| fd.map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd))),
             report: self.cfg.report.clone().map(|path| ReportSpec {
                 path,
                 command: self.cfg.command.clone(),

@@ -62,7 +62,20 @@ pub struct Watch {
     pub limits: Option<limits::Undo>,
     /// `--report FILE`: where to write the report if cg-test is killed.
     pub report: Option<ReportSpec>,
+    /// The run's liveness locks (see [`Isolation::liveness_fds`]): the leaf's
+    /// directory and cg-test's own leaf's, as descriptors of cg-test (in the watchdog:
+    /// [`HELD_FDS`]). The watchdog keeps these open file descriptions, and so their
+    /// `flock`, until its teardown is done, restoring controllers and writing the
+    /// report included: `cg-test gc` in any pid or time namespace then leaves alone
+    /// what it is still tearing down. The leaf's is also how it reaches the leaf,
+    /// whatever happened to the mount cg-test made it through.
+    pub held: [Option<i32>; 2],
 }
+
+/// Where the watchdog keeps [`Watch::held`]: fd 4 (the run's leaf) and fd 5 (cg-test's
+/// own leaf), after its pipe at fd 3; closed only when it exits. Whatever form the
+/// watchdog takes (a fork, or a process that execs the teardown), it must keep them.
+pub const HELD_FDS: [i32; 2] = [4, 5];
 
 /// What the watchdog needs to write the report of a run whose cg-test was killed.
 #[derive(Clone, Debug)]
@@ -228,6 +241,8 @@ fn exec_for(w: &Watch, read: i32, write: i32) -> platform::WatchdogExec {
             .unwrap_or_default()
             .as_bytes()),
         path(report.map(|r| &r.path)),
+        c(held_word(w.held[0], HELD_FDS[0]).as_bytes()),
+        c(held_word(w.held[1], HELD_FDS[1]).as_bytes()),
         c(started_at.to_string().as_bytes()),
         c(started_mono.to_string().as_bytes()),
         c(report.map_or("", |r| r.isolation).as_bytes()),
@@ -258,6 +273,7 @@ fn exec_for(w: &Watch, read: i32, write: i32) -> platform::WatchdogExec {
     platform::WatchdogExec {
         read,
         write,
+        held: w.held.map(|h| h.unwrap_or(-1)),
         dev_null: c(b"/dev/null"),
         root: c(b"/"),
         exe: c(b"/proc/self/exe"),
@@ -267,6 +283,12 @@ fn exec_for(w: &Watch, read: i32, write: i32) -> platform::WatchdogExec {
         envp,
         strings,
     }
+}
+
+/// The word for a held descriptor in the teardown's arguments: the fd it will have in
+/// the watchdog, or empty for none.
+fn held_word(fd: Option<i32>, there: i32) -> String {
+    fd.map(|_| there.to_string()).unwrap_or_default()
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.
@@ -281,14 +303,19 @@ fn monotonic_now() -> u128 {
 }
 
 /// `cg-test --cg-test-watchdog-teardown killed|exiting PID LEAF-NAME FLAGS VERBOSITY
-/// LEAF LIMITS-PARENT LIMITS-SUPERVISOR LIMITS-ENABLED REPORT STARTED-AT STARTED-MONO
-/// ISOLATION COMMAND...` (empty words for what the run does not have): what a watchdog
+/// LEAF LIMITS-PARENT LIMITS-SUPERVISOR LIMITS-ENABLED REPORT LEAF-FD SUPERVISOR-FD
+/// STARTED-AT STARTED-MONO ISOLATION COMMAND...` (empty words for what the run does
+/// not have; the two FDs are [`HELD_FDS`], inherited across the exec): what a watchdog
 /// that shared cg-test's memory execs once cg-test is gone, so the teardown runs with
 /// memory of its own (see [`Watchdog::start`]). Exit 0 either way.
 pub fn teardown_main(args: &[OsString]) -> crate::exit::ExitStatus {
     match parse_teardown(args) {
         Ok((watch, killed, verbosity)) => {
             crate::report::set_verbosity(verbosity);
+            for fd in watch.held.into_iter().flatten() {
+                // SAFETY: fcntl on a descriptor of ours (or a harmless EBADF).
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
             tear_down(&watch, killed);
         }
         Err(e) => crate::report::line(format_args!("watchdog: {e}")),
@@ -324,8 +351,10 @@ fn parse_teardown(args: &[OsString]) -> Result<(Watch, bool, crate::cli::Verbosi
             .map(String::from)
             .collect(),
     });
-    let (report_path, started_at, started_mono, isolation) =
-        (path(word()), text(word()), text(word()), text(word()));
+    let report_path = path(word());
+    let held_fd = |w: OsString| text(w).parse::<i32>().ok();
+    let held = [held_fd(word()), held_fd(word())];
+    let (started_at, started_mono, isolation) = (text(word()), text(word()), text(word()));
     // The rest is the command, however many words came before.
     let command: Vec<OsString> = words.cloned().collect();
     let report = report_path.map(|path| {
@@ -355,6 +384,7 @@ fn parse_teardown(args: &[OsString]) -> Result<(Watch, bool, crate::cli::Verbosi
         },
         limits,
         report,
+        held,
     };
     Ok((watch, killed, verbosity))
 }
@@ -372,9 +402,13 @@ fn isolation_name(s: &str) -> &'static str {
 /// the cg-test it was forked from (their destructors would tear down the live run).
 fn child(read: OwnedFd, watch: &Watch) -> ! {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        detach(read);
+        detach(read, watch.held);
+        let watch = Watch {
+            held: [0, 1].map(|i| watch.held[i].map(|_| HELD_FDS[i])),
+            ..watch.clone()
+        };
         if let Some(killed) = wait_for_end_of_file() {
-            tear_down(watch, killed);
+            tear_down(&watch, killed);
         }
     }));
     // SAFETY: leave without running anything of the parent's.
@@ -382,21 +416,30 @@ fn child(read: OwnedFd, watch: &Watch) -> ! {
 }
 
 /// Its own session, `/` as its directory, /dev/null for stdin and stdout, the pipe as
-/// fd 3, and nothing else open but stderr.
-fn detach(read: OwnedFd) {
+/// fd 3, the liveness locks as [`HELD_FDS`], and nothing else open but stderr.
+fn detach(read: OwnedFd, held: [Option<i32>; 2]) {
     // SAFETY: plain syscalls on descriptors and state of this process alone.
     unsafe {
         libc::setsid();
         libc::chdir(c"/".as_ptr());
         let pipe = libc::fcntl(read.as_raw_fd(), libc::F_DUPFD, 10);
         drop(read);
+        let held = held.map(|h| h.map_or(-1, |fd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10)));
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         if null >= 0 {
             libc::dup2(null, 0);
             libc::dup2(null, 1);
         }
         libc::dup2(pipe, 3);
-        platform::close_fds_from(4);
+        for (fd, there) in held.into_iter().zip(HELD_FDS) {
+            if fd >= 0 {
+                libc::dup2(fd, there);
+                libc::fcntl(there, libc::F_SETFD, libc::FD_CLOEXEC);
+            } else {
+                libc::close(there);
+            }
+        }
+        platform::close_fds_from(6);
     }
 }
 
@@ -424,7 +467,26 @@ fn tear_down(w: &Watch, killed_supervisor: bool) {
     let mut killed: Vec<(i32, String)> = Vec::new();
     let mut removed = None;
     if let Some(leaf) = &w.leaf {
-        match cgroup::collect_leaf(leaf, &w.opts, false) {
+        // Through the descriptor cg-test made the leaf with where there is one: the
+        // path may lead nowhere now (a mount unmounted lazily under the run), and an
+        // ENOENT there is no proof the leaf is gone.
+        let held = w.held[0].map(|fd| {
+            // SAFETY: HELD_FDS[0] is ours, open until we exit; we use a copy of it.
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()
+        });
+        let collected = match held {
+            Some(Ok(fd)) => cgroup::collect_dir(
+                crate::cgroupfs::DirFd::from_owned(fd, leaf.clone()),
+                &w.opts,
+                false,
+            ),
+            Some(Err(e)) => Err(anyhow::anyhow!(
+                "duplicating the descriptor of {} cg-test passed on: {e}",
+                leaf.display()
+            )),
+            None => cgroup::collect_leaf(leaf, &w.opts, false),
+        };
+        match collected {
             Ok(c) => {
                 killed.extend(c.processes);
                 if c.removed {
@@ -564,8 +626,10 @@ mod tests {
                 started: Instant::now() - Duration::from_secs(3),
                 isolation: "cgroup",
             }),
+            held: [Some(9), Some(12)],
         };
         let exec = exec_for(&watch, 5, 6);
+        assert_eq!(exec.held, [9, 12], "the watchdog moves these to HELD_FDS");
         for (argv, killed) in [(&exec.argv, true), (&exec.argv_exiting, false)] {
             let (back, k, _) = parse_teardown(&words(argv)).expect("parses");
             assert_eq!(k, killed);
@@ -574,6 +638,7 @@ mod tests {
             assert_eq!(back.run_id.to_string(), run_id.to_string());
             assert!(back.opts.signal_kill && !back.opts.freeze_gives_up);
             assert_eq!(back.limits, watch.limits);
+            assert_eq!(back.held, HELD_FDS.map(Some));
             let (r, w) = (back.report.unwrap(), watch.report.as_ref().unwrap());
             assert_eq!(
                 (&r.path, &r.command, r.started_at, r.isolation),
@@ -590,9 +655,11 @@ mod tests {
             leaf: None,
             limits: None,
             report: None,
+            held: [None, None],
             ..watch
         };
         let (back, _, _) = parse_teardown(&words(&exec_for(&bare, 5, 6).argv)).unwrap();
         assert!(back.leaf.is_none() && back.limits.is_none() && back.report.is_none());
+        assert_eq!(back.held, [None, None]);
     }
 }

@@ -19,7 +19,11 @@ use crate::util::*;
 /// in the leaf. Returns the leaf, the victims (alive), and their late marker and its
 /// trigger (they live until gc, whose moment load can delay: see
 /// [`Fixture::late_on`]).
-fn make_stale_leaf(g: &Guard, cg: &TestCgroup, tag: &str) -> (PathBuf, Vec<i32>, PathBuf, PathBuf) {
+pub(crate) fn make_stale_leaf(
+    g: &Guard,
+    cg: &TestCgroup,
+    tag: &str,
+) -> (PathBuf, Vec<i32>, PathBuf, PathBuf) {
     let marker = g.extra_marker(tag);
     let ready_dir = g.subdir(&format!("ready_{tag}"));
     let late = g.path(&format!("late_{tag}"));

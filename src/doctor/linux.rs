@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{
     cgroup_mounts, classify_layout, plan_controllers, v1_bound_controllers, v1_hierarchy_names,
@@ -53,19 +53,22 @@ pub fn collect() -> Report {
     let layout = classify_layout(&mounts);
     let v2_mounts = cgroupfs::cgroup2_mounts(&mountinfo);
     let own_path = cgroupfs::unified_path(&read("/proc/self/cgroup"));
-    let own_dir = own_path
-        .as_deref()
-        .and_then(|p| cgroupfs::cgroup_dir(&v2_mounts, p).ok());
-    // The mount that holds our cgroup, else the first one.
-    let v2_mount = own_dir
-        .as_ref()
-        .and_then(|d| {
-            mounts
-                .iter()
-                .filter(|m| m.fstype == "cgroup2" && d.starts_with(&m.mount_point))
-                .max_by_key(|m| m.mount_point.len())
-        })
-        .or_else(|| mounts.iter().find(|m| m.fstype == "cgroup2"));
+    // The mount a run would use (cgroupfs::choose_mount, as every part of cg-test
+    // chooses it); when none would do, the first that holds our cgroup (a read-only
+    // view is still worth describing), else the first one.
+    let chosen = cgroupfs::own_cgroup().ok();
+    let (v2_mount, own_dir) = match &chosen {
+        Some(c) => (Some(c.mount.clone()), Some(c.dir.clone())),
+        None => {
+            let holding = own_path
+                .as_deref()
+                .and_then(|p| v2_mounts.iter().find(|m| m.holds(p)).map(|m| (m, p)));
+            match holding {
+                Some((m, p)) => (Some(m.clone()), Some(m.dir_of(p))),
+                None => (v2_mounts.first().cloned(), None),
+            }
+        }
+    };
 
     let namespace = namespace_inode("cgroup").map(|ino| {
         if ino == CGROUP_INIT_INO {
@@ -86,8 +89,8 @@ pub fn collect() -> Report {
 
     let mut cgroup = CgroupReport {
         layout,
-        cgroup2_mount: v2_mount.map(|m| PathBuf::from(&m.mount_point)),
-        cgroup2_read_only: v2_mount.map(|m| m.read_only),
+        cgroup2_mount: v2_mount.as_ref().map(|m| m.mount_point.clone()),
+        cgroup2_read_only: v2_mount.as_ref().map(|m| m.read_only),
         v1_hierarchies: v1_hierarchy_names(&mounts),
         own_path: own_path.clone(),
         own_dir: own_dir.clone(),

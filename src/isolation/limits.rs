@@ -250,6 +250,10 @@ pub struct Grant {
     undo: Undo,
     /// P's directory with a shared flock: "a limited run at P uses its controllers".
     presence: Option<File>,
+    /// cg-test's own leaf (`cg-test-<id>-supervisor`) with its liveness lock (see
+    /// [`super::cgroup::judge`]), held until that leaf is removed; the watchdog
+    /// inherits it.
+    supervisor_lock: Option<cgroupfs::DirFd>,
     released: bool,
 }
 
@@ -276,6 +280,7 @@ impl Grant {
                 enabled_here: Vec::new(),
             },
             presence: Some(presence),
+            supervisor_lock: None,
             released: false,
         };
         let subtree = parent.join("cgroup.subtree_control");
@@ -398,6 +403,15 @@ impl Grant {
         std::fs::create_dir(&s)
             .map_err(|e| refuse(format!("cannot create cgroup {}: {e}", s.display()), ""))?;
         self.undo.supervisor = Some(s.clone());
+        // Its liveness lock, as for the run's leaf: gc and the start-up sweep leave it
+        // alone while cg-test, or its watchdog putting things back, holds it.
+        match cgroupfs::DirFd::open(&s) {
+            Ok(d) => match d.flock(libc::LOCK_EX | libc::LOCK_NB) {
+                Ok(()) => self.supervisor_lock = Some(d),
+                Err(e) => crate::note!("cannot lock {} (flock: {e})", s.display()),
+            },
+            Err(e) => crate::note!("cannot open {}: {e}", s.display()),
+        }
         cgroupfs::write(s.join("cgroup.procs"), "0")
             .map_err(|e| refuse(format!("moving cg-test into its own leaf: {e:#}"), ""))?;
         crate::step!(
@@ -412,6 +426,12 @@ impl Grant {
     /// What to put back if cg-test dies before releasing (for the watchdog).
     pub fn undo(&self) -> Undo {
         self.undo.clone()
+    }
+
+    /// The descriptor of cg-test's own leaf that carries its liveness lock, if cg-test
+    /// moved into one (the watchdog must hold it until it has put everything back).
+    pub fn supervisor_lock(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.supervisor_lock.as_ref().map(|d| d.as_fd())
     }
 
     /// Put P back: under the mutex, disable what cg-test enabled if no other limited run
@@ -429,6 +449,8 @@ impl Grant {
     fn undo_locked(&mut self, _lock: &SubtreeLock) -> Result<()> {
         let restored = restore_locked(&self.undo, self.presence.take())?;
         self.released = true;
+        // Only now: cg-test's own leaf is removed.
+        self.supervisor_lock = None;
         if let Some(what) = restored.describe(&self.undo) {
             crate::step!("{what}");
         }

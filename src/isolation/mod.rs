@@ -111,6 +111,14 @@ pub trait Isolation {
         None
     }
 
+    /// The descriptors whose `flock` tells `cg-test gc` (in any pid or time namespace)
+    /// that this run is alive: the run's leaf, and cg-test's own leaf when the limits
+    /// made one. The watchdog must hold them until its teardown is done, so that gc
+    /// leaves alone what it is still tearing down or putting back.
+    fn liveness_fds(&self) -> [Option<BorrowedFd<'_>>; 2] {
+        [None, None]
+    }
+
     /// How the spawn step must place the child.
     fn placement(&self) -> Placement<'_>;
 

@@ -185,6 +185,9 @@ pub struct WatchdogExec {
     /// The pipe: the watchdog keeps `read`, closes its copy of `write`.
     pub read: i32,
     pub write: i32,
+    /// The run's liveness locks (the leaf's directory, cg-test's own leaf's; -1 for
+    /// none), kept as fds 4 and 5 across the exec: see [`crate::watchdog::HELD_FDS`].
+    pub held: [i32; 2],
     /// `/dev/null` and `/`, as C strings.
     pub dev_null: std::ffi::CString,
     pub root: std::ffi::CString,
@@ -343,6 +346,17 @@ extern "C" fn watchdog_main(arg: *mut libc::c_void) -> ! {
             [w.read as usize, libc::F_DUPFD as usize, 10, 0],
         );
         sys(libc::SYS_close, [w.read as usize, 0, 0, 0]);
+        // The liveness locks out of the way first (above 10), then to 4 and 5,
+        // without close-on-exec: the exec'd teardown holds them until it is done.
+        let mut held = [-1isize; 2];
+        for (copy, &fd) in held.iter_mut().zip(&w.held) {
+            if fd >= 0 {
+                *copy = sys(
+                    libc::SYS_fcntl,
+                    [fd as usize, libc::F_DUPFD as usize, 10, 0],
+                );
+            }
+        }
         let null = sys(
             libc::SYS_open,
             [w.dev_null.as_ptr() as usize, libc::O_RDWR as usize, 0, 0],
@@ -352,9 +366,16 @@ extern "C" fn watchdog_main(arg: *mut libc::c_void) -> ! {
             sys(libc::SYS_dup2, [null as usize, 1, 0, 0]);
         }
         sys(libc::SYS_dup2, [pipe as usize, 3, 0, 0]);
-        if sys(libc::SYS_close_range, [4, u32::MAX as usize, 0, 0]) != 0 {
+        for (i, &fd) in held.iter().enumerate() {
+            if fd >= 0 {
+                sys(libc::SYS_dup2, [fd as usize, 4 + i, 0, 0]);
+            } else {
+                sys(libc::SYS_close, [4 + i, 0, 0, 0]);
+            }
+        }
+        if sys(libc::SYS_close_range, [6, u32::MAX as usize, 0, 0]) != 0 {
             // Before Linux 5.9: close what cg-test can have open, one by one.
-            for fd in 4..1024 {
+            for fd in 6..1024 {
                 sys(libc::SYS_close, [fd, 0, 0, 0]);
             }
         }

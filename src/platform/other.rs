@@ -40,6 +40,7 @@ pub fn fork_child(_into_cgroup: Option<BorrowedFd<'_>>, plan: &SignalPlan) -> io
 pub struct WatchdogExec {
     pub read: i32,
     pub write: i32,
+    pub held: [i32; 2],
     pub dev_null: std::ffi::CString,
     pub root: std::ffi::CString,
     pub exe: std::ffi::CString,

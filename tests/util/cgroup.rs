@@ -1,49 +1,125 @@
 //! The test process's own cgroup v2 directory and the leaves cg-test makes in it.
 //!
 //! cg-test puts its leaf directly below its own cgroup, which is ours (the test starts
-//! it without moving it). The directory is found with the crate's own
-//! [`cg_test::cgroupfs`] (the cgroup2 mount from /proc/self/mountinfo and the `0::` line
-//! of /proc/self/cgroup), so the tests look exactly where cg-test looks and nothing
-//! here assumes /sys/fs/cgroup. A directory that cannot be read is an error, never an
-//! empty list: "no leaf left" must not pass because nothing could be seen.
+//! it without moving it). The directory is found here without the crate's own mount
+//! choice, so that a wrong choice in cg-test cannot agree with itself: this module
+//! parses /proc/self/mountinfo on its own, and takes the first cgroup2 mount whose
+//! directory for our `0::` path lists this very process in its `cgroup.procs` and is
+//! writable (a read-only view cannot be cleaned up through). Tests that compare the
+//! two compare the cgroup itself (device and inode), not the path. Nothing here
+//! assumes /sys/fs/cgroup. A directory that cannot be read is an error, never an empty
+//! list: "no leaf left" must not pass because nothing could be seen.
 
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cg_test::cgroupfs;
+/// One cgroup2 line of a mountinfo text: (root, mount point), unescaped.
+pub fn cgroup2_lines(mountinfo: &str) -> Vec<(String, PathBuf)> {
+    let unescape = |s: &str| {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let octal = b[i] == b'\\'
+                && b.len() >= i + 4
+                && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c));
+            if octal {
+                out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+                i += 4;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            if right.split_whitespace().next()? != "cgroup2" {
+                return None;
+            }
+            let f: Vec<&str> = left.split_whitespace().collect();
+            Some((unescape(f.get(3)?), PathBuf::from(unescape(f.get(4)?))))
+        })
+        .collect()
+}
 
-fn mounts() -> Vec<cgroupfs::Cgroup2Mount> {
+/// The directory of `cgroup_path` under a mount showing `root` at `mount_point`, if
+/// the mount shows it.
+fn under(root: &str, mount_point: &Path, cgroup_path: &str) -> Option<PathBuf> {
+    let root = root.trim_end_matches('/');
+    let rest = cgroup_path.strip_prefix(root)?;
+    if !(rest.is_empty() || rest.starts_with('/') || root.is_empty()) {
+        return None;
+    }
+    let rest = rest.trim_start_matches('/');
+    Some(if rest.is_empty() {
+        mount_point.to_path_buf()
+    } else {
+        mount_point.join(rest)
+    })
+}
+
+fn writable(dir: &Path) -> bool {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: access on a valid C string (EROFS for a read-only mount, even as root).
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// (mount point, our cgroup's directory there): the first cgroup2 mount whose
+/// directory for our path lists our pid and is writable.
+fn ours() -> (PathBuf, PathBuf) {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_else(|e| panic!("reading /proc/self/mountinfo: {e}"));
-    let mounts = cgroupfs::cgroup2_mounts(&mountinfo);
+    let path = own_path();
+    let me = std::process::id().to_string();
+    let lines = cgroup2_lines(&mountinfo);
     assert!(
-        !mounts.is_empty(),
+        !lines.is_empty(),
         "no cgroup2 mount in /proc/self/mountinfo"
     );
-    mounts
+    for (root, point) in &lines {
+        let Some(dir) = under(root, point, &path) else {
+            continue;
+        };
+        let lists_us = std::fs::read_to_string(dir.join("cgroup.procs"))
+            .is_ok_and(|t| t.lines().any(|l| l.trim() == me));
+        if lists_us && writable(&dir) {
+            return (point.clone(), dir);
+        }
+    }
+    panic!(
+        "no writable cgroup2 mount in /proc/self/mountinfo lists this process in {path}: {lines:?}"
+    )
 }
 
-/// Where the cgroup2 filesystem that holds our cgroup is mounted.
+/// Where the cgroup2 filesystem that holds our cgroup is mounted (see the module doc).
 pub fn mount_point() -> PathBuf {
-    let own = own_dir();
-    mounts()
-        .into_iter()
-        .map(|m| m.mount_point)
-        .filter(|p| own.starts_with(p))
-        .max_by_key(|p| p.as_os_str().len())
-        .unwrap_or_else(|| panic!("no cgroup2 mount contains our cgroup {}", own.display()))
+    ours().0
 }
 
-/// A cgroup path as /proc/<pid>/cgroup names it (`0::/a/b`), as a directory.
+/// A cgroup path as /proc/<pid>/cgroup names it (`0::/a/b`), as a directory under
+/// [`mount_point`].
 pub fn dir_of(cgroup_path: &str) -> PathBuf {
-    cgroupfs::cgroup_dir(&mounts(), cgroup_path)
-        .unwrap_or_else(|e| panic!("the directory of cgroup {cgroup_path:?}: {e:#}"))
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let point = mount_point();
+    cgroup2_lines(&mountinfo)
+        .into_iter()
+        .filter(|(_, p)| *p == point)
+        .find_map(|(root, p)| under(&root, &p, cgroup_path))
+        .unwrap_or_else(|| panic!("cgroup {cgroup_path:?} is not under {}", point.display()))
 }
 
 /// The `0::` path of a /proc/<pid>/cgroup text.
 pub fn unified_path(proc_cgroup: &str) -> Option<String> {
-    cgroupfs::unified_path(proc_cgroup)
+    proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| p.trim_end().to_string())
 }
 
 /// The `0::` path of this test process.
@@ -54,14 +130,18 @@ pub fn own_path() -> String {
 
 /// The directory of this test process's cgroup v2 (where cg-test makes its leaves).
 pub fn own_dir() -> PathBuf {
-    cgroupfs::own_cgroup_dir().unwrap_or_else(|e| panic!("our own cgroup v2 directory: {e:#}"))
+    ours().1
+}
+
+/// The cgroup a directory is, whichever mount it is reached through.
+pub fn identity(dir: &Path) -> (u64, u64) {
+    let m = std::fs::metadata(dir).unwrap_or_else(|e| panic!("stat {}: {e}", dir.display()));
+    (m.dev(), m.ino())
 }
 
 /// Entries of our cgroup whose name starts with `prefix`.
 fn leaves_with_prefix(prefix: &str) -> io::Result<Vec<PathBuf>> {
-    let dir = cgroupfs::own_cgroup_dir()
-        .map_err(|e| io::Error::other(format!("our own cgroup v2 directory: {e:#}")))?;
-    entries_with_prefix(&dir, prefix)
+    entries_with_prefix(&own_dir(), prefix)
 }
 
 /// Entries of `dir` whose name starts with `prefix`; an unreadable directory is an
@@ -175,9 +255,28 @@ mod tests {
 
     #[test]
     fn own_dir_is_where_cg_test_makes_its_leaves() {
-        assert_eq!(own_dir(), cgroupfs::own_cgroup_dir().unwrap());
+        // The same cgroup as cg-test's own choice, compared as a cgroup (device and
+        // inode), not as a path: the two may reach it through different mounts.
+        let product = cg_test::cgroupfs::own_cgroup_dir().unwrap();
+        assert_eq!(identity(&own_dir()), identity(&product));
         assert!(own_dir().starts_with(mount_point()));
         assert_eq!(dir_of(&own_path()), own_dir());
         entries_with_prefix(&own_dir(), "cg-test-").expect("our cgroup is readable");
+    }
+
+    #[test]
+    fn mountinfo_lines_are_read_on_their_own() {
+        let mi = "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+                  50 1 0:38 /ci\\040job /mnt/a\\040b ro - cgroup2 none rw\n\
+                  35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        let lines = cgroup2_lines(mi);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1], ("/ci job".to_string(), PathBuf::from("/mnt/a b")));
+        assert_eq!(
+            under(&lines[1].0, &lines[1].1, "/ci job/x"),
+            Some(PathBuf::from("/mnt/a b/x"))
+        );
+        assert_eq!(under(&lines[1].0, &lines[1].1, "/ci jobs"), None);
+        assert_eq!(under("/", Path::new("/u"), "/"), Some(PathBuf::from("/u")));
     }
 }
