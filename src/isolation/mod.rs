@@ -111,6 +111,13 @@ pub trait Isolation {
         None
     }
 
+    /// Descriptors of cg-test's that its watchdog (a fork, which inherits them) must
+    /// keep open until its teardown is done, such as a lock on the leaf that says the
+    /// run is still someone's; it closes every other one.
+    fn watchdog_fds(&self) -> Vec<std::os::fd::RawFd> {
+        Vec::new()
+    }
+
     /// How the spawn step must place the child.
     fn placement(&self) -> Placement<'_>;
 
@@ -260,6 +267,7 @@ pub struct Reaper {
     command_stopped: bool,
     helper: Option<i32>,
     helper_exited: bool,
+    helper_status: Option<i32>,
     init: Option<NsInit>,
     init_exited: bool,
 }
@@ -280,6 +288,7 @@ impl Reaper {
     pub fn watch_helper(&mut self, pid: i32) {
         self.helper = Some(pid);
         self.helper_exited = false;
+        self.helper_status = None;
     }
 
     /// `--pid-ns`: the command (`pid`, as cg-test sees it) is the child of this init;
@@ -333,6 +342,7 @@ impl Reaper {
                     }
                     if Some(p) == self.helper {
                         self.helper_exited = true;
+                        self.helper_status = Some(status);
                     }
                     if Some(p) == init {
                         self.init_exited = true;
@@ -434,6 +444,11 @@ impl Reaper {
     /// Whether the helper exited since `watch_helper`.
     pub fn helper_exited(&self) -> bool {
         self.helper.is_some() && self.helper_exited
+    }
+
+    /// The helper's raw wait status, once it was reaped.
+    pub fn helper_status(&self) -> Option<i32> {
+        self.helper_status
     }
 }
 

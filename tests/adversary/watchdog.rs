@@ -1,1 +1,469 @@
-//! Adversary scenarios: watchdog (to be written).
+//! Adversary scenarios for the watchdog (issue 18, items 1, 3 and 7).
+//!
+//! Every way cg-test itself can die: the kernel's OOM killer for real (cg-test in a
+//! memory-limited cgroup of the test's own with `oom_score_adj` 1000, its command
+//! allocating past the limit), and SIGSEGV, SIGABRT and SIGKILL sent by kill. Each
+//! time the run leaves nothing: its processes are gone, its leaf is removed, and the
+//! watchdog says so. A killed watchdog is replaced at once (a later SIGKILL of cg-test
+//! still leaves nothing; a run whose watchdog is killed again and again ends with the
+//! command's own code), and where no new one can be started the run ends at once with
+//! one line and 125. A relative `--report` of a killed cg-test lands where cg-test was
+//! started, not in the watchdog's `/`.
+//!
+//! Controls, each showing the route is real without the defence: a process that
+//! shares its memory with the OOM killer's victim dies with it while a forked one
+//! lives on (so a watchdog sharing cg-test's memory would die with cg-test); and
+//! SIGKILL of a cg-test that has no live watchdog leaves its run behind in an orphaned
+//! leaf (what an unreplaced watchdog meant).
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::supervisor_death::{assert_all_gone_soon, assert_hopper_alive, victims};
+use crate::util::*;
+
+/// The memory limit of the OOM scenarios: small enough to reach with a few
+/// allocators, large enough for cg-test, a shell and the fixtures.
+const LIMIT_BYTES: u64 = 120 << 20;
+/// Each allocator's share: four of them exceed the limit, none alone comes near it (so
+/// cg-test's `oom_score_adj` 1000, which the kernel scales to about the limit, makes it
+/// the first victim; one big allocator could outscore it).
+const ALLOC_MB: &str = "40";
+const ALLOCATORS: usize = 4;
+/// The leaf of a killed cg-test must be gone this soon (as in supervisor_death).
+const LEAF_GONE_WITHIN: Duration = Duration::from_secs(2);
+
+/// The cgroup v1 memory hierarchy's mount point and this process's cgroup in it, or
+/// None where memory is not mounted as cgroup v1.
+fn v1_memory_dir() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let (root, mount) = mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let mut post = post.split_whitespace();
+        let (fstype, _source, options) = (post.next()?, post.next()?, post.next()?);
+        if fstype != "cgroup" || !options.split(',').any(|o| o == "memory") {
+            return None;
+        }
+        let pre: Vec<&str> = pre.split_whitespace().collect();
+        Some((pre.get(3)?.to_string(), PathBuf::from(pre.get(4)?)))
+    })?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_id, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then(|| path.to_string())
+    })?;
+    // The mount shows the hierarchy from `root`; our path is from the hierarchy's top.
+    let below = path.strip_prefix(root.trim_end_matches('/'))?;
+    let dir = mount.join(below.trim_start_matches('/'));
+    dir.is_dir().then_some(dir)
+}
+
+/// Does /proc/cgroups bind the memory controller to a cgroup v1 hierarchy (enabled, on
+/// a hierarchy other than 0, the unified one)? Then the v1 route must be there.
+fn memory_bound_to_v1() -> bool {
+    std::fs::read_to_string("/proc/cgroups")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 4 && f[0] == "memory" && f[1] != "0" && f[3] == "1"
+        })
+}
+
+fn write(path: &Path, value: &str) {
+    std::fs::write(path, value).unwrap_or_else(|e| panic!("writing {value} to {path:?}: {e}"));
+}
+
+/// Where the OOM scenarios run: a memory-limited cgroup of the test's own. On a
+/// hybrid host the limit is `memory.limit_in_bytes` of a cgroup v1 memory cgroup made
+/// below the test's own (and cg-test also runs in a cgroup v2 of the test's own, for
+/// its leaf); on a pure cgroup v2 host it is `memory.max` of that cgroup v2, where the
+/// memory controller is enabled for it.
+struct MemCage {
+    /// The cgroup v2 cgroup the processes run in (cg-test makes its leaf below it).
+    cg: TestCgroup,
+    /// The cgroup v1 memory cgroup that holds the limit, on a hybrid host.
+    v1: Option<PathBuf>,
+}
+
+impl MemCage {
+    /// None, after saying why, where this host offers no memory cgroup of our own.
+    fn new(g: &Guard, tag: &str) -> Option<MemCage> {
+        let cg = TestCgroup::new(g, tag);
+        if let Some(own) = v1_memory_dir() {
+            let dir = own.join(format!("cgt-{tag}-{}", g.marker().trim_end_matches('_')));
+            std::fs::create_dir(&dir)
+                .unwrap_or_else(|e| panic!("creating the memory cgroup {dir:?}: {e}"));
+            let cage = MemCage {
+                cg,
+                v1: Some(dir.clone()),
+            };
+            write(&dir.join("memory.limit_in_bytes"), &LIMIT_BYTES.to_string());
+            // No swap either, where the kernel accounts it (memsw >= the limit).
+            if dir.join("memory.memsw.limit_in_bytes").exists() {
+                write(
+                    &dir.join("memory.memsw.limit_in_bytes"),
+                    &LIMIT_BYTES.to_string(),
+                );
+            }
+            return Some(cage);
+        }
+        assert!(
+            !memory_bound_to_v1(),
+            "/proc/cgroups binds the memory controller to a cgroup v1 hierarchy, but \
+             /proc/self/mountinfo and /proc/self/cgroup show no memory cgroup of ours"
+        );
+        let controllers = std::fs::read_to_string(cg.path.join("cgroup.controllers")).unwrap();
+        if !controllers.split_whitespace().any(|c| c == "memory") {
+            // Enabling it would mean writing our own cgroup's subtree_control (a
+            // hierarchy root here, or a cgroup with processes): not ours to change.
+            eprintln!(
+                "skipped: no memory cgroup of our own on this host: memory is not a cgroup \
+                 v1 hierarchy here, and cgroup v2 does not enable it for {} (its \
+                 cgroup.controllers: {:?}); the OOM route needs one",
+                cg.path.display(),
+                controllers.trim()
+            );
+            return None;
+        }
+        write(&cg.path.join("memory.max"), &LIMIT_BYTES.to_string());
+        if cg.path.join("memory.swap.max").exists() {
+            write(&cg.path.join("memory.swap.max"), "0");
+        }
+        Some(MemCage { cg, v1: None })
+    }
+
+    /// The shell words that move `$$` into the cage.
+    fn enter(&self) -> String {
+        let mut dirs = vec![&self.cg.path];
+        dirs.extend(self.v1.iter());
+        dirs.iter()
+            .map(|d| {
+                format!(
+                    "echo $$ > {}",
+                    fixture::sh_quote(&d.join("cgroup.procs").display().to_string())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" && ")
+    }
+
+    /// `PROGRAM ARGS...` started in the cage with `oom_score_adj` `adj`.
+    fn command<S: AsRef<std::ffi::OsStr>>(&self, adj: i32, program: &str, args: &[S]) -> Command {
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            &format!(
+                "{} && echo {adj} > /proc/self/oom_score_adj && exec \"$0\" \"$@\"",
+                self.enter()
+            ),
+            program,
+        ])
+        .args(args)
+        .env_remove("GITHUB_ACTIONS");
+        c
+    }
+
+    /// The processes in the cage (in the cgroup that holds the limit).
+    fn members(&self) -> Vec<i32> {
+        let dir = self.v1.as_ref().unwrap_or(&self.cg.path);
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// How many processes the OOM killer killed in the cage.
+    fn oom_kills(&self) -> u64 {
+        let (file, key) = match &self.v1 {
+            Some(dir) => (dir.join("memory.oom_control"), "oom_kill"),
+            None => (self.cg.path.join("memory.events"), "oom_kill"),
+        };
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("reading {file:?}: {e}"))
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {file:?}"))
+    }
+}
+
+impl Drop for MemCage {
+    /// Kill what is left in the v1 cgroup (ours: only this test's processes can be in
+    /// it) and remove it; a test that was passing fails for a survivor. The cgroup v2
+    /// one goes with its TestCgroup.
+    fn drop(&mut self) {
+        let Some(dir) = &self.v1 else { return };
+        let members = || self.members();
+        let left: Vec<String> = members()
+            .into_iter()
+            .map(|p| format!("{p}: {}", procs::cmdline(p).unwrap_or_default()))
+            .collect();
+        let until = Instant::now() + Duration::from_secs(10);
+        while !members().is_empty() && Instant::now() < until {
+            for p in members() {
+                procs::kill(p, libc::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        while std::fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if std::thread::panicking() {
+            return;
+        }
+        assert!(!dir.exists(), "could not remove the memory cgroup {dir:?}");
+        assert!(
+            left.is_empty(),
+            "processes left in the test's memory cgroup {dir:?}: {left:?}"
+        );
+    }
+}
+
+/// The pid in a `-v` line `watchdog pid N started`.
+fn watchdog_pid(line: &str) -> i32 {
+    line.split("watchdog pid ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no watchdog pid in {line:?}"))
+}
+
+fn oom_score_adj(pid: i32) -> i32 {
+    let file = format!("/proc/{pid}/oom_score_adj");
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("reading {file}: {e}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The watchdog's `oom_score_adj` is the lowest the kernel lets it set: -1000, or
+/// else one less is refused (EACCES: below its oom_score_adj_min, and neither it nor
+/// this test has CAP_SYS_RESOURCE, which the watchdog would have used).
+fn assert_lowest_oom_score_adj(watchdog: i32, cg_test: i32) {
+    let adj = oom_score_adj(watchdog);
+    assert!(
+        adj < oom_score_adj(cg_test),
+        "the watchdog's oom_score_adj {adj} is not below cg-test's"
+    );
+    if adj > -1000 {
+        let file = format!("/proc/{watchdog}/oom_score_adj");
+        let err = std::fs::write(&file, (adj - 1).to_string())
+            .expect_err("the watchdog could have set a lower oom_score_adj");
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{file}: {err}");
+    }
+}
+
+/// Issue 18, item 1: the OOM killer picks cg-test (oom_score_adj 1000 in a cgroup of
+/// the test's own limited to 120 MiB; its command lowers its own score to 0 and has
+/// four 40 MiB allocators push past the limit). cg-test dies of SIGKILL; its watchdog,
+/// with memory of its own and the lowest oom_score_adj it may set, kills the setsid'ed
+/// daemon and the allocators, removes the leaf and says so.
+#[test]
+fn the_oom_killer_takes_cg_test_and_the_watchdog_tears_the_run_down() {
+    let g = Guard::new("adv_wd_oom");
+    let Some(cage) = MemCage::new(&g, "oom") else {
+        return;
+    };
+    let ready_dir = g.subdir("ready");
+    let late = g.path("late");
+    let trigger = g.path("late-trigger");
+    let go = g.path("go");
+    let fx = g.fixture().ready(&ready_dir).late_on(&late, &trigger);
+    let alloc = g.fixture().sh(&["alloc", ALLOC_MB, "--hold"]);
+    let script = format!(
+        "echo 0 > /proc/self/oom_score_adj || exit 9; {} & {}; {}wait",
+        fx.sh(&["daemon"]),
+        fixture::sh_wait_file(&go),
+        format!("{alloc} & ").repeat(ALLOCATORS),
+    );
+    let args = ["-v", "--isolation", "cgroup", "--", "sh", "-c", &script];
+    let mut run = g.start(cage.command(1000, CG_TEST, &args));
+    let ready = wait_ready(&ready_dir, 2);
+    let watchdog = watchdog_pid(&run.wait_stderr("watchdog pid ", READY_LIMIT));
+    assert_alive_with_marker(&ready.pids, g.marker());
+    assert_eq!(oom_score_adj(run.pid), 1000);
+    assert_lowest_oom_score_adj(watchdog, run.pid);
+    assert_eq!(cage.oom_kills(), 0);
+
+    std::fs::write(&go, "").unwrap();
+    run.wait_exit();
+    let died_by = Instant::now();
+    assert_all_gone_soon(g.marker(), died_by);
+    let out = run.finish();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "cg-test should have been the OOM killer's victim; stderr:\n{}",
+        out.stderr
+    );
+    assert!(cage.oom_kills() >= 1, "the OOM killer never ran");
+    assert_leaf_gone(&cage.cg, died_by);
+    assert!(
+        out.stderr
+            .contains(&format!("watchdog: cg-test (pid {}) is gone", out.pid)),
+        "the watchdog says what it did; stderr:\n{}",
+        out.stderr
+    );
+    assert_late_never_after(&trigger, &late);
+}
+
+/// Control for the OOM route: in the same kind of cage, a process with oom_score_adj
+/// 1000 and two children, one forked and one sharing its memory (clone with CLONE_VM,
+/// no thread: how the watchdog used to start). Allocators push the cage past its
+/// limit: the OOM killer kills the parent and, with it, the sharer (the kernel kills
+/// every process that uses the victim's memory), while the forked child lives on. The
+/// survivors (the forked child, the allocators) are this test's to kill, by pid.
+#[test]
+fn control_a_process_sharing_the_victims_memory_dies_with_it() {
+    let g = Guard::new("adv_wd_oom_ctl");
+    let Some(cage) = MemCage::new(&g, "oomctl") else {
+        return;
+    };
+    let ready_dir = g.subdir("ready");
+    let pair = g.fixture().ready(&ready_dir).argv(&["mm-pair"]);
+    // Not a Run: its children keep its output open, and nothing here waits for that.
+    let mut victim = cage
+        .command(0, &pair[0], &pair[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the control's victim");
+    let victim_pid = victim.id() as i32;
+    let ready = wait_ready(&ready_dir, 3);
+    let shared: i32 = std::fs::read_to_string(ready_dir.join("shared"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let forked = *ready
+        .pids
+        .iter()
+        .find(|&&p| p != victim_pid && p != shared)
+        .unwrap();
+    assert_alive_with_marker(&[victim_pid, shared, forked], g.marker());
+    write(
+        Path::new(&format!("/proc/{victim_pid}/oom_score_adj")),
+        "1000",
+    );
+    let alloc = g.fixture().sh(&["alloc", ALLOC_MB, "--hold"]);
+    let allocators = Run::spawn(cage.command(
+        0,
+        "sh",
+        &[
+            "-c",
+            &format!("{}wait", format!("{alloc} & ").repeat(ALLOCATORS)),
+        ],
+    ));
+
+    let status = wait_for("the OOM killer to kill the victim", RUN_LIMIT, || {
+        victim.try_wait().expect("waiting for the victim")
+    });
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    assert!(cage.oom_kills() >= 1, "the OOM killer never ran");
+    wait_for(
+        "the memory sharer to die with the victim",
+        Duration::from_secs(5),
+        || (!procs::is_alive(shared)).then_some(()),
+    );
+    assert!(
+        procs::is_alive(forked),
+        "the forked child, with memory of its own, should have lived on"
+    );
+    // Ours to clean up: the forked child and the allocators, by pid.
+    drop(allocators);
+    for p in procs::with_marker(g.marker()) {
+        procs::kill(p, libc::SIGKILL);
+    }
+    wait_for(
+        "the control's cage to empty",
+        Duration::from_secs(10),
+        || cage.members().is_empty().then_some(()),
+    );
+}
+
+fn assert_leaf_gone(cg: &TestCgroup, since: Instant) {
+    while !cg.leaves().is_empty() {
+        assert!(
+            since.elapsed() < LEAF_GONE_WITHIN,
+            "the leaf of the killed cg-test is still there: {:?}",
+            cg.leaves()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// cg-test killed by `sig` (sent by kill) while its run has a setsid'ed daemon, a
+/// TERM-ignorer and a session hopper: nothing is left, and the watchdog says so.
+/// cg-test runs with RLIMIT_CORE 0, so a core-dumping signal leaves no core file.
+fn killed_by(mode: Mode, sig: i32) {
+    let g = Guard::new(&format!("adv_wd_sig{sig}_{}", mode.name()));
+    let ready_dir = g.subdir("ready");
+    let late = g.path("late");
+    let trigger = g.path("late-trigger");
+    let fx = g.fixture().ready(&ready_dir).late_on(&late, &trigger);
+    let mut args: Vec<String> = mode.args().iter().map(|s| s.to_string()).collect();
+    args.push("--".into());
+    args.extend(victims(&fx, &ready_dir, false));
+    let cg = TestCgroup::new(&g, "sig");
+    let mut cmd = cg.cg_test(&args);
+    cmd.env_remove("GITHUB_ACTIONS").current_dir(g.dir());
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &none);
+            Ok(())
+        });
+    }
+    let mut run = g.start(cmd);
+    let ready = wait_ready(&ready_dir, 3);
+    run.wait_stderr("watchdog pid ", READY_LIMIT);
+    assert_alive_with_marker(&ready.pids, g.marker());
+    assert_hopper_alive(g.marker());
+
+    run.signal(sig);
+    run.wait_exit();
+    let killed_at = Instant::now();
+    assert_all_gone_soon(g.marker(), killed_at);
+    assert_leaf_gone(&cg, killed_at);
+    let out = run.finish();
+    assert_eq!(out.status.signal(), Some(sig), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("watchdog: cg-test (pid {}) is gone", out.pid)),
+        "the watchdog says what it did; stderr:\n{}",
+        out.stderr
+    );
+    assert_late_never_after(&trigger, &late);
+}
+
+#[test]
+fn sigsegv_of_cg_test_leaves_nothing() {
+    killed_by(Mode::Cgroup, libc::SIGSEGV);
+}
+
+#[test]
+fn sigabrt_of_cg_test_leaves_nothing() {
+    killed_by(Mode::Cgroup, libc::SIGABRT);
+}
+
+#[test]
+fn sigkill_of_cg_test_leaves_nothing() {
+    killed_by(Mode::Cgroup, libc::SIGKILL);
+}
+
+#[test]
+fn sigsegv_of_cg_test_leaves_nothing_pgroup() {
+    killed_by(Mode::Pgroup, libc::SIGSEGV);
+}
