@@ -467,3 +467,331 @@ fn sigkill_of_cg_test_leaves_nothing() {
 fn sigsegv_of_cg_test_leaves_nothing_pgroup() {
     killed_by(Mode::Pgroup, libc::SIGSEGV);
 }
+
+/// The pid in a `-v` line that ends `... (pid N)`, after `needle`.
+fn pid_after(line: &str, needle: &str) -> i32 {
+    line.split(needle)
+        .nth(1)
+        .and_then(|r| r.trim_end_matches(')').trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid after {needle:?} in {line:?}"))
+}
+
+/// The watchdog's replacement line for `old`, killed by SIGKILL; returns the new pid.
+fn replaced(run: &mut Run, old: i32) -> i32 {
+    let needle = format!("the watchdog (pid {old}) was killed by SIGKILL; started a new one (pid ");
+    let line = run.wait_stderr(&needle, READY_LIMIT);
+    pid_after(&line, &needle)
+}
+
+/// A live watchdog of `cg_test`: its child, in a session of its own (which it makes
+/// a moment after cg-test says it started it).
+fn assert_is_watchdog(pid: i32, cg_test: i32) {
+    assert!(procs::is_alive(pid), "watchdog {pid} is not alive");
+    assert_eq!(
+        procs::stat(pid).map(|s| s.ppid),
+        Some(cg_test),
+        "the watchdog is cg-test's child"
+    );
+    wait_for("the watchdog's own session", READY_LIMIT, || {
+        procs::stat(pid)
+            .is_some_and(|s| s.session == pid)
+            .then_some(())
+    });
+}
+
+/// Issue 18, item 7: SIGKILL of the watchdog, then of cg-test 300 ms later (what was
+/// seen to leave every process of the run in an orphaned leaf). cg-test replaces the
+/// watchdog at once (saying so under -v); the new one tears the run down.
+fn a_killed_watchdog_is_replaced(mode: Mode) {
+    let g = Guard::new(&format!("adv_wd_replaced_{}", mode.name()));
+    let ready_dir = g.subdir("ready");
+    let late = g.path("late");
+    let trigger = g.path("late-trigger");
+    let fx = g.fixture().ready(&ready_dir).late_on(&late, &trigger);
+    let mut args: Vec<String> = mode.args().iter().map(|s| s.to_string()).collect();
+    args.push("--".into());
+    args.extend(victims(&fx, &ready_dir, false));
+    let cg = TestCgroup::new(&g, "repl");
+    let mut run = g.start(cg.cg_test(&args));
+    let first = watchdog_pid(&run.wait_stderr("watchdog pid ", READY_LIMIT));
+    let ready = wait_ready(&ready_dir, 3);
+    assert_alive_with_marker(&ready.pids, g.marker());
+    assert_hopper_alive(g.marker());
+    assert_is_watchdog(first, run.pid);
+
+    procs::kill(first, libc::SIGKILL);
+    let second = replaced(&mut run, first);
+    assert_ne!(second, first);
+    assert_is_watchdog(second, run.pid);
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal(libc::SIGKILL);
+    run.wait_exit();
+    let killed_at = Instant::now();
+    assert_all_gone_soon(g.marker(), killed_at);
+    assert_leaf_gone(&cg, killed_at);
+    let out = run.finish();
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+    assert!(
+        out.stderr
+            .contains(&format!("watchdog: cg-test (pid {}) is gone", out.pid)),
+        "the new watchdog says what it did; stderr:\n{}",
+        out.stderr
+    );
+    assert_late_never_after(&trigger, &late);
+}
+
+#[test]
+fn a_killed_watchdog_is_replaced_cgroup() {
+    a_killed_watchdog_is_replaced(Mode::Cgroup);
+}
+
+#[test]
+fn a_killed_watchdog_is_replaced_pgroup() {
+    a_killed_watchdog_is_replaced(Mode::Pgroup);
+}
+
+/// Control for item 7: a cg-test without a live watchdog (`--compat no-watchdog`, what
+/// an unreplaced killed watchdog left) is SIGKILLed: the run's daemon pair and
+/// TERM-ignorer live on in its orphaned leaf. Cleaned up here: the leaf (a cgroup of
+/// this test's own) killed and removed.
+#[test]
+fn control_sigkill_of_cg_test_without_a_live_watchdog_leaves_the_run() {
+    let g = Guard::new("adv_wd_unwatched_ctl");
+    let ready_dir = g.subdir("ready");
+    let fx = g.fixture().ready(&ready_dir);
+    let mut args: Vec<String> = ["--isolation", "cgroup", "--compat", "no-watchdog", "--"]
+        .map(String::from)
+        .to_vec();
+    args.extend(victims(&fx, &ready_dir, false));
+    let cg = TestCgroup::new(&g, "unwatched");
+    let mut run = g.start(cg.cg_test(&args));
+    let ready = wait_ready(&ready_dir, 3);
+    assert_alive_with_marker(&ready.pids, g.marker());
+    run.signal(libc::SIGKILL);
+    run.wait_exit();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_alive_with_marker(&ready.pids, g.marker());
+    let leaves = cg.leaves();
+    assert_eq!(leaves.len(), 1, "the orphaned leaf");
+    cgroup::kill_and_remove(&leaves[0]);
+    assert_no_survivors(g.marker());
+    assert!(cg.leaves().is_empty());
+    drop(run);
+}
+
+/// A run whose watchdog is killed five times while the command runs, then once more
+/// during the timeout's grace, still ends as it would have: exit 124, every process
+/// gone, no leaf, no watchdog teardown (cg-test itself was never killed).
+#[test]
+fn a_watchdog_killed_again_and_again_still_ends_the_run_cleanly() {
+    let g = Guard::new("adv_wd_again");
+    let ready_dir = g.subdir("ready");
+    let fx = g.fixture().ready(&ready_dir);
+    // The TERM-ignorer keeps the grace going (-k 30s) until the test ends it with a
+    // SIGTERM of its own, which skips the rest of the grace.
+    let script = format!(
+        "{} & {} & wait",
+        fx.sh(&["ignore-term"]),
+        fx.sh(&["daemon"])
+    );
+    let args = [
+        "-v",
+        "--isolation",
+        "cgroup",
+        "-t",
+        "1s",
+        "-k",
+        "30s",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ];
+    let cg = TestCgroup::new(&g, "again");
+    let mut run = g.start(cg.cg_test(&args));
+    let mut watchdog = watchdog_pid(&run.wait_stderr("watchdog pid ", READY_LIMIT));
+    let ready = wait_ready(&ready_dir, 3);
+    assert_alive_with_marker(&ready.pids, g.marker());
+    for _ in 0..5 {
+        procs::kill(watchdog, libc::SIGKILL);
+        let next = replaced(&mut run, watchdog);
+        assert_is_watchdog(next, run.pid);
+        watchdog = next;
+    }
+    run.wait_stderr("sent SIGTERM to", RUN_LIMIT);
+    procs::kill(watchdog, libc::SIGKILL);
+    let last = replaced(&mut run, watchdog);
+    assert_is_watchdog(last, run.pid);
+    run.signal(libc::SIGTERM);
+    let out = run.finish();
+    out.assert_code(124);
+    assert_eq!(
+        out.stderr.matches("; started a new one (pid ").count(),
+        6,
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("is gone"), "{}", out.stderr);
+    assert!(!procs::is_alive(last), "the last watchdog was dismissed");
+    assert_no_survivors(g.marker());
+    assert!(cg.leaves().is_empty(), "{:?}", cg.leaves());
+}
+
+/// The processes whose real uid is `uid`.
+fn processes_of(uid: u32) -> Vec<i32> {
+    procs::all_pids()
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/status"))
+                .ok()
+                .and_then(|s| {
+                    let l = s.lines().find(|l| l.starts_with("Uid:"))?.to_owned();
+                    l.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(uid)
+        })
+        .collect()
+}
+
+/// The live watchdog of `cg_test`: its child that leads a session of its own.
+fn watchdog_of(cg_test: i32) -> i32 {
+    wait_for("cg-test's watchdog", READY_LIMIT, || {
+        procs::all_pids().into_iter().find(|&p| {
+            procs::stat(p).is_some_and(|s| s.ppid == cg_test && s.session == p)
+                && procs::is_alive(p)
+        })
+    })
+}
+
+/// Where no new watchdog can be started (here the kernel refuses the fork: cg-test
+/// runs as a user of its own with RLIMIT_NPROC 3, its run is cg-test, the watchdog and
+/// the command, and one more process of that user starts once they run), a killed
+/// watchdog ends the run: one line saying why, exit 125, the command killed, the leaf
+/// removed.
+#[test]
+fn a_watchdog_that_cannot_be_replaced_ends_the_run_with_125() {
+    let g = Guard::new("adv_wd_norepl");
+    // A uid nothing else on the machine uses, so RLIMIT_NPROC counts our processes only.
+    let uid = 40_000 + std::process::id() % 20_000;
+    assert!(
+        processes_of(uid).is_empty(),
+        "uid {uid} has processes already: {:?}",
+        processes_of(uid)
+    );
+    let ready_dir = g.subdir("ready");
+    g.open_to_all(&ready_dir);
+    let (cg_test, fixture_bin) = crate::unprivileged::binaries_for_nobody(&g);
+    let cg = TestCgroup::new(&g, "norepl");
+    cg.delegate_to(uid);
+    let as_user = |program: &Path| {
+        let mut c = Command::new("setpriv");
+        c.args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            "--clear-groups",
+        ])
+        .arg(program)
+        .env_remove("GITHUB_ACTIONS");
+        c
+    };
+    let mut fx = g.fixture().ready(&ready_dir).argv(&["sleep"]);
+    fx[0] = fixture_bin.display().to_string();
+    let mut cmd = cg.command("setpriv", &[] as &[&str]);
+    cmd.args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={uid}"),
+        "--clear-groups",
+    ])
+    .arg(&cg_test)
+    .args(["--isolation", "cgroup", "--"])
+    .args(&fx)
+    .env_remove("GITHUB_ACTIONS");
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let three = libc::rlimit {
+                rlim_cur: 3,
+                rlim_max: 3,
+            };
+            libc::setrlimit(libc::RLIMIT_NPROC, &three);
+            Ok(())
+        });
+    }
+    let run = g.start(cmd);
+    let command = wait_ready(&ready_dir, 1).pids;
+    let watchdog = watchdog_of(run.pid);
+    // One more process of the user (with no such limit of its own), started by us.
+    let mut pad = as_user(&fixture_bin);
+    pad.args(&g.fixture().ready(&ready_dir).argv(&["sleep"])[1..]);
+    let mut pad = pad.spawn().expect("starting the pad process");
+    let ready = wait_ready(&ready_dir, 2);
+    assert_alive_with_marker(&ready.pids, g.marker());
+    assert_eq!(
+        processes_of(uid).len(),
+        4,
+        "cg-test, watchdog, command, pad"
+    );
+
+    procs::kill(watchdog, libc::SIGKILL);
+    let out = run.finish();
+    let _ = pad.kill();
+    let _ = pad.wait();
+    out.assert_code(125);
+    let line = out.assert_one_error_line();
+    for needle in [
+        &format!(
+            "the watchdog (pid {watchdog}) was killed by SIGKILL and no new one could be started"
+        ),
+        "fork for the watchdog",
+        "Resource temporarily unavailable",
+        "torn down",
+    ] {
+        assert!(line.contains(needle), "{needle:?} missing in {line:?}");
+    }
+    assert!(!procs::is_alive(command[0]), "the command was killed");
+    assert_no_survivors(g.marker());
+    assert!(cg.leaves().is_empty(), "{:?}", cg.leaves());
+}
+
+/// Issue 18, item 3: `cd DIR; cg-test --report NAME -- ... & kill -9 $!` once left
+/// `/NAME` (the watchdog works in `/`). The path is resolved where cg-test started:
+/// the watchdog's report is DIR/NAME, and nothing appears at /NAME.
+#[test]
+fn a_relative_report_of_a_killed_cg_test_lands_where_cg_test_started() {
+    let g = Guard::new("adv_wd_relreport");
+    let ready_dir = g.subdir("ready");
+    let name = format!("report-{}.json", g.marker());
+    let at_root = Path::new("/").join(&name);
+    assert!(!at_root.exists());
+    let fx = g.fixture().ready(&ready_dir);
+    let mut args: Vec<String> = ["--isolation", "cgroup", "--report", &name, "--"]
+        .map(String::from)
+        .to_vec();
+    args.extend(victims(&fx, &ready_dir, false));
+    let cg = TestCgroup::new(&g, "relreport");
+    let mut cmd = cg.cg_test(&args);
+    cmd.current_dir(g.dir()).env_remove("GITHUB_ACTIONS");
+    let mut run = g.start(cmd);
+    let ready = wait_ready(&ready_dir, 3);
+    assert_alive_with_marker(&ready.pids, g.marker());
+
+    run.signal(libc::SIGKILL);
+    run.wait_exit();
+    let killed_at = Instant::now();
+    assert_all_gone_soon(g.marker(), killed_at);
+    assert_leaf_gone(&cg, killed_at);
+    let out = run.finish();
+    let here = g.path(&name);
+    let json: serde_json::Value = wait_for("the watchdog's report", Duration::from_secs(5), || {
+        serde_json::from_str(&std::fs::read_to_string(&here).ok()?).ok()
+    });
+    let wrong = at_root.exists();
+    let _ = std::fs::remove_file(&at_root);
+    assert!(!wrong, "the watchdog wrote {}", at_root.display());
+    assert_eq!(json["outcome"], "error", "{json:#}");
+    let error = json["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("cg-test (pid {})", out.pid)),
+        "{error:?}"
+    );
+}
