@@ -150,7 +150,8 @@ pub struct Args {
     pub harden: bool,
 
     /// Write the whole run as JSON to FILE (atomically, on every path; the schema is
-    /// in docs/REPORT.md). Checked before the command starts.
+    /// in docs/REPORT.md). Checked before the command starts; a relative FILE is
+    /// relative to the directory cg-test starts in.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
