@@ -248,6 +248,13 @@ fn oom_score_adj(pid: i32) -> i32 {
 /// else one less is refused (EACCES: below its oom_score_adj_min, and neither it nor
 /// this test has CAP_SYS_RESOURCE, which the watchdog would have used).
 fn assert_lowest_oom_score_adj(watchdog: i32, cg_test: i32) {
+    // It lowers its score right after the fork, then sleeps in read(2) on its pipe
+    // (/proc reads never sleep): wait for that.
+    wait_for("the watchdog to sleep in read", READY_LIMIT, || {
+        let syscall = std::fs::read_to_string(format!("/proc/{watchdog}/syscall")).ok()?;
+        let in_read = syscall.starts_with(&format!("{} ", libc::SYS_read));
+        (in_read && procs::stat(watchdog)?.state == 'S').then_some(())
+    });
     let adj = oom_score_adj(watchdog);
     assert!(
         adj < oom_score_adj(cg_test),
