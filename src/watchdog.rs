@@ -195,29 +195,34 @@ fn detach(read: OwnedFd, keep: &[RawFd]) -> RawFd {
 
 /// Lower this process's `oom_score_adj` as far as the kernel lets it, so that the OOM
 /// killer that took cg-test does not take its watchdog next (it is born with cg-test's
-/// score, which a CI runner may have raised). -1000 needs CAP_SYS_RESOURCE; without
-/// it, the kernel refuses (EACCES) anything below the process's oom_score_adj_min,
-/// which /proc does not show, so the lowest accepted value is found by bisection
-/// between -1000 (refused) and the current one (a dozen writes at most). Returns the
-/// value set.
+/// score, which a CI runner may have raised). Returns the value set.
 fn lower_oom_score_adj() -> Option<i32> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/proc/self/oom_score_adj")
         .ok()?;
-    // Each write is parsed on its own, whatever the file offset.
-    let mut set = |v: i32| file.write_all(v.to_string().as_bytes()).is_ok();
-    const MIN: i32 = -1000;
-    if set(MIN) {
-        return Some(MIN);
-    }
     let current: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
         .ok()?
         .trim()
         .parse()
         .ok()?;
-    // A refused write changes nothing: the last accepted value stands.
+    // Each write is parsed on its own, whatever the file offset.
+    Some(lowest_accepted(current, |v| {
+        file.write_all(v.to_string().as_bytes()).is_ok()
+    }))
+}
+
+/// The lowest `oom_score_adj` that `set` is allowed to set, starting from `current`.
+/// -1000 needs CAP_SYS_RESOURCE; without it the kernel refuses (EACCES) anything below
+/// the process's oom_score_adj_min, which /proc does not show, so the lowest accepted
+/// value is found by bisection between -1000 (refused) and `current` (a dozen writes
+/// at most). A refused write changes nothing, so the last accepted value stands.
+fn lowest_accepted(current: i32, mut set: impl FnMut(i32) -> bool) -> i32 {
+    const MIN: i32 = -1000;
+    if set(MIN) {
+        return MIN;
+    }
     let (mut refused, mut accepted) = (MIN, current);
     while accepted - refused > 1 {
         let mid = refused + (accepted - refused) / 2;
@@ -227,7 +232,7 @@ fn lower_oom_score_adj() -> Option<i32> {
             refused = mid;
         }
     }
-    Some(accepted)
+    accepted
 }
 
 /// Sleep in `read` until every write end is closed. On end-of-file, whether cg-test
@@ -345,5 +350,35 @@ fn write_report(w: &Watch, spec: &ReportSpec, what: &str) {
         &error,
     ) {
         crate::report::error(&e.context("watchdog"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bisection finds the kernel's floor (oom_score_adj_min) whatever it is, in at
+    /// most a dozen writes, and leaves the score there.
+    #[test]
+    fn the_lowest_accepted_oom_score_adj_is_the_floor() {
+        for (current, floor) in [(1000, 0), (1000, -1000), (0, 0), (500, -317), (-3, -4)] {
+            let (mut score, mut writes) = (current, 0);
+            let got = lowest_accepted(current, |v| {
+                writes += 1;
+                let ok = v >= floor;
+                if ok {
+                    score = v;
+                }
+                ok
+            });
+            assert_eq!(
+                (got, score),
+                (floor, floor),
+                "from {current}, floor {floor}"
+            );
+            assert!(writes <= 12, "{writes} writes");
+        }
+        // A current value below the floor (set through the legacy oom_adj): kept.
+        assert_eq!(lowest_accepted(-10, |v| v >= 0), -10);
     }
 }
