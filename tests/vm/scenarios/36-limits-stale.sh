@@ -17,7 +17,8 @@ kill_both() {
     wd=$(sed -n 's/^cg-test: watchdog pid \([0-9]*\) started$/\1/p' "$1")
     [ -n "$wd" ] || fail "no watchdog pid in $1"
     kill -STOP "$2"
-    while ! grep -q '^State:.*T' "/proc/$2/status" 2>/dev/null; do sleep 0.05; done
+    i=0
+    while ! grep -q '^State:.*T' "/proc/$2/status" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
     kill -KILL "$wd"
     while [ -e "/proc/$wd" ] && ! grep -q '^State:.*Z' "/proc/$wd/status" 2>/dev/null; do sleep 0.05; done
     kill -KILL "$2"
