@@ -4,10 +4,10 @@
 //! flag and exit 125 (see `main.rs`).
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{Parser, ValueEnum};
 
 use crate::isolation;
@@ -150,7 +150,8 @@ pub struct Args {
     pub harden: bool,
 
     /// Write the whole run as JSON to FILE (atomically, on every path; the schema is
-    /// in docs/REPORT.md). Checked before the command starts.
+    /// in docs/REPORT.md). Checked before the command starts; a relative FILE is
+    /// relative to the directory cg-test starts in.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
@@ -352,7 +353,15 @@ impl Config {
                  does not make; use --isolation auto or cgroup, or drop --harden"
             );
         }
-        if let Some(path) = &args.report {
+        // Resolved once, here, against the directory cg-test was started in: every
+        // later user of the path (cg-test's own report, its watchdog's, which runs in
+        // `/`) gets the same file.
+        let report = args
+            .report
+            .as_deref()
+            .map(absolute_report_path)
+            .transpose()?;
+        if let Some(path) = &report {
             crate::report::json::check_writable(path)?;
         }
         let verbosity = if args.quiet {
@@ -386,7 +395,7 @@ impl Config {
             harden: args.harden,
             verbosity,
             compat: args.compat,
-            report: args.report,
+            report,
         })
     }
 
@@ -415,6 +424,21 @@ impl Config {
             limits: self.limits.clone(),
         }
     }
+}
+
+/// `--report FILE` as an absolute path (a relative one joined to the current
+/// directory; `..` and symbolic links are left as they are, for the kernel to follow).
+fn absolute_report_path(path: &Path) -> Result<PathBuf> {
+    if path.as_os_str().is_empty() || path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    std::path::absolute(path).map_err(|e| {
+        anyhow!(
+            "--report {}: a relative path needs the current directory, which cannot be read \
+             ({e}); give an absolute path",
+            path.display()
+        )
+    })
 }
 
 /// The limits the flags ask for, or None when no limit flag was given.

@@ -20,6 +20,9 @@ use cg_test::report;
 #[no_mangle]
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    if cg_test::platform::exec_is_secure() {
+        return c_int::from(refuse_secure_exec().code());
+    }
     cg_test::platform::reserve_closed_std_fds();
     // SAFETY: the C runtime passes argc valid, NUL-terminated strings in argv.
     let args = unsafe { collect_args(argc, argv) };
@@ -36,14 +39,21 @@ unsafe fn collect_args(argc: c_int, argv: *const *const c_char) -> Vec<OsString>
         .collect()
 }
 
+/// A setuid or setgid cg-test, or one with file capabilities (the kernel marks such an
+/// exec AT_SECURE): refused before anything else, argv unread and no file touched.
+/// cg-test acts on cgroups, processes and a `--report` path its caller names; raised
+/// privileges would let any user kill another's processes or write files as root.
+fn refuse_secure_exec() -> ExitStatus {
+    report::line(format_args!(
+        "refusing to run setuid, setgid or with file capabilities (the kernel marked this \
+         exec AT_SECURE): cg-test would act on cgroups, processes and files with privileges \
+         its caller does not have; remove them (chmod u-s,g-s or setcap -r on the binary) \
+         and run cg-test as the user it should act as"
+    ));
+    ExitStatus::OwnError
+}
+
 fn dispatch(args: Vec<OsString>) -> ExitStatus {
-    // What cg-test's watchdog execs once cg-test is gone (never typed by a user).
-    if args
-        .get(1)
-        .is_some_and(|a| a == cg_test::watchdog::TEARDOWN_ARG)
-    {
-        return cg_test::watchdog::teardown_main(&args[2..]);
-    }
     let parsed = match cli::parse(args) {
         Ok(Invocation::Run(parsed)) => parsed,
         Ok(Invocation::Gc(gc)) => {

@@ -83,7 +83,6 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         parent_died: false,
         tearing_down: false,
         skip_grace: false,
-        said_watchdog_exited: false,
         leaked: Vec::new(),
         snapshots: Snapshots::new(cfg.report.is_some()),
         usage: Usage::default(),
@@ -188,7 +187,6 @@ struct Run<'a> {
     /// The ladder has started: a further teardown signal skips the grace.
     tearing_down: bool,
     skip_grace: bool,
-    said_watchdog_exited: bool,
     leaked: Vec<LeakedProcess>,
     /// What was running when the teardown started (report::teardown_snapshot).
     snapshots: Snapshots,
@@ -203,9 +201,7 @@ impl Run<'_> {
         if self.cfg.forces(Compat::NoWatchdog) {
             return Ok(());
         }
-        // SAFETY: getpid cannot fail.
-        let supervisor = unsafe { libc::getpid() };
-        if supervisor == 1 {
+        if platform::is_pid_ns_init() {
             // The init of its pid namespace (a container's entrypoint): cg-test's death
             // kills every process of the namespace, the watchdog included, so it could
             // not outlive cg-test to act; it is not worth a fork.
@@ -215,8 +211,17 @@ impl Run<'_> {
             );
             return Ok(());
         }
-        let w = Watchdog::start(&Watch {
-            supervisor,
+        let w = Watchdog::start(&self.watch())?;
+        self.adopt_watchdog(w);
+        Ok(())
+    }
+
+    /// What the watchdog tears down: the run as it is now (after a fallback to the
+    /// pgroup mode, without the leaf that was released).
+    fn watch(&self) -> Watch {
+        Watch {
+            // SAFETY: getpid cannot fail.
+            supervisor: unsafe { libc::getpid() },
             leaf: self.boundary.cgroup_dir().map(Path::to_path_buf),
             run_id: self.run_id.clone(),
             opts: self.opts.clone(),
@@ -232,11 +237,13 @@ impl Run<'_> {
                 started: self.started,
                 isolation: self.boundary.kind(),
             }),
-        })?;
+        }
+    }
+
+    fn adopt_watchdog(&mut self, w: Watchdog) {
         self.boundary.ignore(w.pid());
         self.reaper.watch_helper(w.pid());
         self.watchdog = Some(w);
-        Ok(())
     }
 
     fn execute(&mut self) -> Result<ExitStatus> {
@@ -356,15 +363,40 @@ impl Run<'_> {
         })
     }
 
-    /// Reap what has exited; say once if the watchdog was among it (something killed
-    /// it: cg-test's own death would then leave the run to `cg-test gc`).
-    fn reap(&mut self) {
+    /// Reap what has exited. If the watchdog was among it (someone killed it: a
+    /// runner's sweep, the OOM killer, a stray `kill`), start a new one at once, so that
+    /// a later kill of cg-test is still covered; only the two dying at the same instant
+    /// leave the run to `cg-test gc`. If no new one can be started, the run must not go
+    /// on unwatched: the error ends it (the caller tears it down, exit 125).
+    fn reap(&mut self) -> Result<()> {
         self.reaper.reap();
-        if self.reaper.helper_exited() && !std::mem::replace(&mut self.said_watchdog_exited, true) {
-            crate::note!(
-                "the watchdog exited unexpectedly; if cg-test is killed now, run `cg-test gc` \
-                 to collect what the run leaves"
-            );
+        if !self.reaper.helper_exited() {
+            return Ok(());
+        }
+        // Its pipe closes with the handle; nobody reads it any more.
+        let Some(old) = self.watchdog.take().map(|w| w.pid()) else {
+            return Ok(());
+        };
+        let how = match self.reaper.helper_status() {
+            Some(raw) if libc::WIFSIGNALED(raw) => {
+                format!("was killed by {}", signal_name(libc::WTERMSIG(raw)))
+            }
+            Some(raw) => format!("exited with status {}", libc::WEXITSTATUS(raw)),
+            None => "exited".to_string(),
+        };
+        match Watchdog::start(&self.watch()) {
+            Ok(w) => {
+                crate::step!(
+                    "the watchdog (pid {old}) {how}; started a new one (pid {})",
+                    w.pid()
+                );
+                self.adopt_watchdog(w);
+                Ok(())
+            }
+            Err(e) => Err(anyhow!(
+                "the watchdog (pid {old}) {how} and no new one could be started ({e:#}); \
+                 the run was torn down rather than left unwatched"
+            )),
         }
     }
 
@@ -373,7 +405,7 @@ impl Run<'_> {
     fn wait_command(&mut self, pid: i32) -> Result<Ended> {
         let deadline = self.cfg.timeout.map(|t| Instant::now() + t);
         loop {
-            self.reap();
+            self.reap()?;
             if let Some(raw) = self.reaper.command_status() {
                 return Ok(Ended::Exited(raw));
             }
@@ -480,7 +512,7 @@ impl Run<'_> {
         let until = Instant::now() + self.cfg.leak_timeout;
         let mut interrupted = None;
         while interrupted.is_none() {
-            self.reap();
+            self.reap()?;
             if self.boundary.is_empty()? {
                 return Ok(None);
             }
@@ -536,7 +568,7 @@ impl Run<'_> {
     /// The kill ladder (see the module docs).
     fn ladder(&mut self, polite: i32) -> Result<()> {
         self.tearing_down = true;
-        self.reap();
+        self.reap()?;
         if self.boundary.is_empty()? {
             return Ok(());
         }
@@ -592,7 +624,7 @@ impl Run<'_> {
     fn grace(&mut self) -> Result<()> {
         let until = Instant::now() + self.cfg.kill_after;
         loop {
-            self.reap();
+            self.reap()?;
             if self.skip_grace || self.boundary.is_empty()? || Instant::now() >= until {
                 return Ok(());
             }
@@ -679,7 +711,9 @@ impl Run<'_> {
                 self.boundary.kill_all(&mut self.reaper)
             }
         };
-        self.reap();
+        // A watchdog that cannot be replaced now does not stop the teardown; its error
+        // is the run's, once the boundary is gone.
+        let reaped = self.reap();
         emptied?;
         crate::phases::end("reap");
         self.usage = usage::collect(self.boundary.cgroup_dir());
@@ -690,7 +724,7 @@ impl Run<'_> {
             .with_context(|| format!("cleaning up {}", self.boundary.describe()));
         crate::phases::end("rmdir");
         crate::phases::report();
-        released
+        released.and(reaped)
     }
 }
 

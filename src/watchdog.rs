@@ -1,22 +1,27 @@
 //! The watchdog: what tears the run down when cg-test itself is killed.
 //!
 //! cg-test starts it after the boundary exists and before the command starts. It is a
-//! process of its own in a session of its own (so `kill -9 -PGID` of cg-test's process
-//! group or session, or a terminal hangup, does not reach it), outside the run's leaf,
-//! with every signal blocked, stdin and stdout on /dev/null, and no descriptor but its
-//! stderr and the read end of a close-on-exec pipe whose only write end cg-test holds.
-//! It sleeps in `read` and costs nothing while the run goes on.
+//! fork of cg-test (memory of its own: see below) in a session of its own (so `kill -9
+//! -PGID` of cg-test's process group or session, or a terminal hangup, does not reach
+//! it), outside the run's leaf, with every signal blocked, the lowest `oom_score_adj`
+//! the kernel lets it set, stdin and stdout on /dev/null, `/` as its directory, and no
+//! descriptor but its stderr, the read end of a close-on-exec pipe whose only write
+//! end cg-test holds, and those the boundary asks it to keep (`Watch::held`). It
+//! sleeps in `read` and costs nothing while the run goes on.
 //!
-//! On Linux x86_64 it starts in cg-test's memory (clone3 with CLONE_VM, no copy of
-//! the page tables, no copy-on-write) and runs only raw system calls on data prepared
-//! for it until end-of-file, then execs cg-test for the teardown (`teardown_main`), so
-//! it never touches a heap or lock that a killed cg-test may have left mid-change.
-//! Elsewhere it is a fork, which does the teardown in place.
+//! Why a fork, with memory of its own: the kernel's OOM killer kills every process
+//! that shares the victim's memory, and before Linux 5.16 a core-dumping signal
+//! (SIGSEGV, SIGABRT) did the same. A watchdog that shared cg-test's memory died with
+//! it in exactly the cases it is for. cg-test is single-threaded when it forks (see
+//! `supervisor::run`), so the child may run ordinary Rust code: no lock can be held by
+//! a thread that does not exist in the child. The cost is the fork's copy of the page
+//! tables and, while the watchdog lives, a copy-on-write fault for each page cg-test
+//! writes (docs/DESIGN.md).
 //!
 //! `read` returns end-of-file only when every write end is closed: when cg-test is gone,
-//! whatever killed it (SIGKILL, the OOM killer, a CI runner killing its process
-//! group). The watchdog then does what cg-test's own teardown would have done, at
-//! once and without the polite round: freeze, kill and remove the leaf (with what a
+//! whatever killed it (SIGKILL, the OOM killer, SIGSEGV, a CI runner killing its
+//! process group). The watchdog then does what cg-test's own teardown would have done,
+//! at once and without the polite round: freeze, kill and remove the leaf (with what a
 //! nested run made below it), then a stop-the-world sweep for the run's
 //! `CG_TEST_RUN_ID` token (the pgroup mode's processes, and any process that moved out
 //! of the leaf), puts back what the run's limits changed in cg-test's own cgroup (the
@@ -25,8 +30,10 @@
 //!
 //! When the run ends normally, cg-test SIGKILLs the watchdog and reaps it before
 //! exiting (it is cg-test's child), so it never acts on a run that is already torn
-//! down and never outlives cg-test. The command cannot see it: the pipe is
-//! close-on-exec, and the command's process group and session are its own.
+//! down and never outlives cg-test. If something else kills it during the run, cg-test
+//! (its parent, told by SIGCHLD) starts a new one at once (`supervisor`). The command
+//! cannot see it: the pipe is close-on-exec, and the command's process group and
+//! session are its own.
 //!
 //! With `--report FILE`, the watchdog writes the report cg-test could not write (so a
 //! previous run's file is never mistaken for this one's): outcome `error`, and what it
@@ -36,7 +43,8 @@
 //! that is killed writes nothing.
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
@@ -63,19 +71,15 @@ pub struct Watch {
     /// `--report FILE`: where to write the report if cg-test is killed.
     pub report: Option<ReportSpec>,
     /// The run's liveness locks (see [`Isolation::liveness_fds`]): the leaf's
-    /// directory and cg-test's own leaf's, as descriptors of cg-test (in the watchdog:
-    /// [`HELD_FDS`]). The watchdog keeps these open file descriptions, and so their
-    /// `flock`, until its teardown is done, restoring controllers and writing the
-    /// report included: `cg-test gc` in any pid or time namespace then leaves alone
-    /// what it is still tearing down. The leaf's is also how it reaches the leaf,
-    /// whatever happened to the mount cg-test made it through.
-    pub held: [Option<i32>; 2],
+    /// directory and cg-test's own leaf's, as descriptors of cg-test, which the forked
+    /// watchdog inherits with the same numbers. It keeps these open file descriptions,
+    /// and so their `flock`, until its teardown is done, restoring controllers and
+    /// writing the report included: `cg-test gc` in any pid or time namespace then
+    /// leaves alone what it is still tearing down. The leaf's is also how it reaches
+    /// the leaf, whatever happened to the mount cg-test made it through. Every other
+    /// descriptor it inherits is closed.
+    pub held: [Option<RawFd>; 2],
 }
-
-/// Where the watchdog keeps [`Watch::held`]: fd 4 (the run's leaf) and fd 5 (cg-test's
-/// own leaf), after its pipe at fd 3; closed only when it exits. Whatever form the
-/// watchdog takes (a fork, or a process that execs the teardown), it must keep them.
-pub const HELD_FDS: [i32; 2] = [4, 5];
 
 /// What the watchdog needs to write the report of a run whose cg-test was killed.
 #[derive(Clone, Debug)]
@@ -94,67 +98,39 @@ const EXITING: u8 = b'x';
 pub struct Watchdog {
     pid: i32,
     _pipe: OwnedFd,
-    /// The stack of a watchdog that shares cg-test's memory, unmapped once it is
-    /// reaped.
-    stack: Option<platform::WatchdogStack>,
 }
 
-/// The first argument of the teardown a watchdog execs when cg-test is gone (see
-/// [`teardown_main`]); not an option a user types.
-pub const TEARDOWN_ARG: &str = "--cg-test-watchdog-teardown";
-
 impl Watchdog {
-    /// Start the watchdog. cg-test must be single-threaded (see `supervisor::run`).
-    ///
-    /// Where it can (Linux on x86_64), the watchdog shares cg-test's memory until it
-    /// is needed (`platform::start_watchdog`): that costs no copy of cg-test's page
-    /// tables and no copy-on-write fault afterwards, a few hundred microseconds of
-    /// every run's start-up (BENCHMARKS.md). Elsewhere it is a fork.
+    /// Fork the watchdog. cg-test must be single-threaded (see `supervisor::run`): the
+    /// child then runs ordinary code on its own copy of cg-test's memory.
     pub fn start(watch: &Watch) -> Result<Watchdog> {
         let (read, write) = platform::cloexec_pipe().context("pipe2 for the watchdog")?;
-        // Prepared before the watchdog starts, never freed: it reads them until it
-        // execs, possibly after cg-test is gone (a few hundred bytes per run).
-        let exec: &'static platform::WatchdogExec = Box::leak(Box::new(exec_for(
-            watch,
-            read.as_raw_fd(),
-            write.as_raw_fd(),
-        )));
-        // Block every signal around the start: the child keeps them all blocked (no
+        // Block every signal around the fork: the child keeps them all blocked (no
         // teardown signal, terminal signal or handler of ours may run in it).
-        // SAFETY: sigprocmask on sigsets we own; fork in a single-threaded process.
-        let (pid, stack) = unsafe {
+        // SAFETY: sigprocmask on sigsets we own; fork in a single-threaded process,
+        // whose child never returns into cg-test's frames (`child` exits).
+        let forked = unsafe {
             let mut all: libc::sigset_t = std::mem::zeroed();
             let mut before: libc::sigset_t = std::mem::zeroed();
             libc::sigfillset(&mut all);
             libc::sigprocmask(libc::SIG_BLOCK, &all, &mut before);
-            let started = match platform::start_watchdog(exec) {
-                Ok(Some((pid, stack))) => (pid, Some(stack)),
-                Ok(None) => {
-                    let pid = libc::fork();
-                    if pid == 0 {
-                        drop(write);
-                        child(read, watch);
-                    }
-                    (pid, None)
-                }
-                Err(e) => {
-                    libc::sigprocmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
-                    return Err(e).context("clone3 for the watchdog");
-                }
+            let pid = libc::fork();
+            if pid == 0 {
+                drop(write);
+                child(read, watch);
+            }
+            let forked = if pid < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(pid)
             };
             libc::sigprocmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
-            started
+            forked
         };
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error()).context("fork for the watchdog");
-        }
+        let pid = forked.context("fork for the watchdog")?;
         drop(read);
         crate::step!("watchdog pid {pid} started");
-        Ok(Watchdog {
-            pid,
-            _pipe: write,
-            stack,
-        })
+        Ok(Watchdog { pid, _pipe: write })
     }
 
     pub fn pid(&self) -> i32 {
@@ -163,7 +139,7 @@ impl Watchdog {
 
     /// The run is torn down and its boundary removed: stop the watchdog without letting
     /// it act, and reap it, so it never outlives cg-test.
-    pub fn dismiss(mut self, reaper: &mut Reaper) {
+    pub fn dismiss(self, reaper: &mut Reaper) {
         // Only a pid the reaper has not reaped is still the watchdog's.
         if reaper.live_helper() == Some(self.pid) {
             isolation::send(isolation::Target::Process(self.pid), libc::SIGKILL);
@@ -173,11 +149,6 @@ impl Watchdog {
                 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
             {
             }
-        }
-        // Reaped (here, or by the reaper after someone else killed it): nothing runs
-        // on its stack any more.
-        if let Some(stack) = self.stack.take() {
-            stack.release();
         }
     }
 }
@@ -193,265 +164,92 @@ impl Drop for Watchdog {
     }
 }
 
-/// The exec'd watchdog's arguments: what [`teardown_main`] needs to rebuild the
-/// [`Watch`], all prepared before the watchdog starts. Two argument vectors that differ
-/// in one word: which one the watchdog execs says whether cg-test was killed or wrote
-/// [`EXITING`] first.
-fn exec_for(w: &Watch, read: i32, write: i32) -> platform::WatchdogExec {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = |b: &[u8]| CString::new(b).unwrap_or_default();
-    let path = |p: Option<&PathBuf>| c(p.map(|p| p.as_os_str().as_bytes()).unwrap_or_default());
-    let verbosity = if crate::report::shows_steps() {
-        "v"
-    } else if crate::report::shows_notes() {
-        "n"
-    } else {
-        "q"
-    };
-    let flags = format!(
-        "{}{}",
-        if w.opts.signal_kill { "k" } else { "-" },
-        if w.opts.freeze_gives_up { "g" } else { "-" }
-    );
-    let limits = w.limits.as_ref();
-    let report = w.report.as_ref();
-    let started_at = report
-        .and_then(|r| r.started_at.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    // The run's start on CLOCK_MONOTONIC (the clock of Instant), for the report's wall
-    // time in the exec'd process.
-    let started_mono = report.map_or(0, |r| {
-        monotonic_now().saturating_sub(r.started.elapsed().as_nanos())
-    });
-    let mut strings = vec![
-        c(b"cg-test"),
-        c(TEARDOWN_ARG.as_bytes()),
-        c(b"killed"),
-        c(b"exiting"),
-        c(w.supervisor.to_string().as_bytes()),
-        c(w.run_id.leaf_name().as_bytes()),
-        c(flags.as_bytes()),
-        c(verbosity.as_bytes()),
-        path(w.leaf.as_ref()),
-        path(limits.map(|u| &u.parent)),
-        path(limits.and_then(|u| u.supervisor.as_ref())),
-        c(limits
-            .map(|u| u.enabled_here.join(","))
-            .unwrap_or_default()
-            .as_bytes()),
-        path(report.map(|r| &r.path)),
-        c(held_word(w.held[0], HELD_FDS[0]).as_bytes()),
-        c(held_word(w.held[1], HELD_FDS[1]).as_bytes()),
-        c(started_at.to_string().as_bytes()),
-        c(started_mono.to_string().as_bytes()),
-        c(report.map_or("", |r| r.isolation).as_bytes()),
-    ];
-    if let Some(r) = report {
-        strings.extend(r.command.iter().map(|a| c(a.as_bytes())));
-    }
-    let argc = strings.len();
-    strings.extend(std::env::vars_os().filter_map(|(k, v)| {
-        let mut e = k.as_bytes().to_vec();
-        e.push(b'=');
-        e.extend_from_slice(v.as_bytes());
-        CString::new(e).ok()
-    }));
-    let argv = |which: usize| -> Vec<*const libc::c_char> {
-        (0..argc)
-            .filter(|&i| i != which)
-            .map(|i| strings[i].as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect()
-    };
-    let (killed, exiting) = (argv(3), argv(2));
-    let envp = strings[argc..]
-        .iter()
-        .map(|x| x.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    platform::WatchdogExec {
-        read,
-        write,
-        held: w.held.map(|h| h.unwrap_or(-1)),
-        dev_null: c(b"/dev/null"),
-        root: c(b"/"),
-        exe: c(b"/proc/self/exe"),
-        exiting_byte: EXITING,
-        argv: killed,
-        argv_exiting: exiting,
-        envp,
-        strings,
-    }
-}
-
-/// The word for a held descriptor in the teardown's arguments: the fd it will have in
-/// the watchdog, or empty for none.
-fn held_word(fd: Option<i32>, there: i32) -> String {
-    fd.map(|_| there.to_string()).unwrap_or_default()
-}
-
-/// CLOCK_MONOTONIC in nanoseconds.
-fn monotonic_now() -> u128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime into our timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
-}
-
-/// `cg-test --cg-test-watchdog-teardown killed|exiting PID LEAF-NAME FLAGS VERBOSITY
-/// LEAF LIMITS-PARENT LIMITS-SUPERVISOR LIMITS-ENABLED REPORT LEAF-FD SUPERVISOR-FD
-/// STARTED-AT STARTED-MONO ISOLATION COMMAND...` (empty words for what the run does
-/// not have; the two FDs are [`HELD_FDS`], inherited across the exec): what a watchdog
-/// that shared cg-test's memory execs once cg-test is gone, so the teardown runs with
-/// memory of its own (see [`Watchdog::start`]). Exit 0 either way.
-pub fn teardown_main(args: &[OsString]) -> crate::exit::ExitStatus {
-    match parse_teardown(args) {
-        Ok((watch, killed, verbosity)) => {
-            crate::report::set_verbosity(verbosity);
-            for fd in watch.held.into_iter().flatten() {
-                // SAFETY: fcntl on a descriptor of ours (or a harmless EBADF).
-                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-            }
-            tear_down(&watch, killed);
-        }
-        Err(e) => crate::report::line(format_args!("watchdog: {e}")),
-    }
-    crate::exit::ExitStatus::Exited(0)
-}
-
-/// The teardown's arguments (after [`TEARDOWN_ARG`]), in the order [`exec_for`] writes
-/// them: the [`Watch`], whether cg-test was killed, and the verbosity.
-fn parse_teardown(args: &[OsString]) -> Result<(Watch, bool, crate::cli::Verbosity), String> {
-    use crate::cli::Verbosity;
-    let mut words = args.iter();
-    let mut word = || words.next().cloned().unwrap_or_default();
-    let text = |w: OsString| w.to_string_lossy().into_owned();
-    let path = |w: OsString| (!w.is_empty()).then(|| PathBuf::from(w));
-    let killed = text(word()) == "killed";
-    let supervisor = text(word()).parse().unwrap_or(0);
-    let leaf_name = text(word());
-    let flags = text(word());
-    let verbosity = match text(word()).as_str() {
-        "v" => Verbosity::Verbose,
-        "n" => Verbosity::Normal,
-        _ => Verbosity::Quiet,
-    };
-    let leaf = path(word());
-    let (parent, supervisor_leaf, enabled) = (path(word()), path(word()), text(word()));
-    let limits = parent.map(|parent| limits::Undo {
-        parent,
-        supervisor: supervisor_leaf,
-        enabled_here: enabled
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
-    });
-    let report_path = path(word());
-    let held_fd = |w: OsString| text(w).parse::<i32>().ok();
-    let held = [held_fd(word()), held_fd(word())];
-    let (started_at, started_mono, isolation) = (text(word()), text(word()), text(word()));
-    // The rest is the command, however many words came before.
-    let command: Vec<OsString> = words.cloned().collect();
-    let report = report_path.map(|path| {
-        let elapsed = monotonic_now().saturating_sub(started_mono.parse().unwrap_or(0));
-        let elapsed = std::time::Duration::from_nanos(elapsed.min(u64::MAX as u128) as u64);
-        ReportSpec {
-            path,
-            command,
-            started_at: std::time::UNIX_EPOCH
-                + std::time::Duration::from_nanos(started_at.parse().unwrap_or(0)),
-            started: Instant::now()
-                .checked_sub(elapsed)
-                .unwrap_or_else(Instant::now),
-            isolation: isolation_name(&isolation),
-        }
-    });
-    let run_id =
-        RunId::from_leaf_name(&leaf_name).ok_or_else(|| format!("bad run id {leaf_name:?}"))?;
-    let watch = Watch {
-        supervisor,
-        leaf,
-        run_id,
-        opts: Options {
-            signal_kill: flags.contains('k'),
-            freeze_gives_up: flags.contains('g'),
-            ..Options::default()
-        },
-        limits,
-        report,
-        held,
-    };
-    Ok((watch, killed, verbosity))
-}
-
-/// The isolation's name as the report spells it (`Isolation::kind`).
-fn isolation_name(s: &str) -> &'static str {
-    match s {
-        "cgroup" => "cgroup",
-        "pgroup" => "pgroup",
-        other => Box::leak(other.to_string().into_boxed_str()),
-    }
-}
-
 /// The watchdog process. Never returns; never unwinds into the frames it shares with
 /// the cg-test it was forked from (their destructors would tear down the live run).
 fn child(read: OwnedFd, watch: &Watch) -> ! {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        detach(read, watch.held);
-        let watch = Watch {
-            held: [0, 1].map(|i| watch.held[i].map(|_| HELD_FDS[i])),
-            ..watch.clone()
-        };
-        if let Some(killed) = wait_for_end_of_file() {
-            tear_down(&watch, killed);
+        let keep: Vec<RawFd> = watch.held.iter().flatten().copied().collect();
+        let pipe = detach(read, &keep);
+        lower_oom_score_adj();
+        if let Some(killed) = wait_for_end_of_file(pipe) {
+            tear_down(watch, killed);
         }
     }));
     // SAFETY: leave without running anything of the parent's.
     unsafe { libc::_exit(0) }
 }
 
-/// Its own session, `/` as its directory, /dev/null for stdin and stdout, the pipe as
-/// fd 3, the liveness locks as [`HELD_FDS`], and nothing else open but stderr.
-fn detach(read: OwnedFd, held: [Option<i32>; 2]) {
+/// Its own session, `/` as its directory, /dev/null for stdin and stdout, and nothing
+/// open but stderr, the pipe (whose descriptor is returned) and `keep`.
+fn detach(read: OwnedFd, keep: &[RawFd]) -> RawFd {
+    let pipe = read.into_raw_fd();
     // SAFETY: plain syscalls on descriptors and state of this process alone.
     unsafe {
         libc::setsid();
         libc::chdir(c"/".as_ptr());
-        let pipe = libc::fcntl(read.as_raw_fd(), libc::F_DUPFD, 10);
-        drop(read);
-        let held = held.map(|h| h.map_or(-1, |fd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10)));
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
         if null >= 0 {
             libc::dup2(null, 0);
             libc::dup2(null, 1);
         }
-        libc::dup2(pipe, 3);
-        for (fd, there) in held.into_iter().zip(HELD_FDS) {
-            if fd >= 0 {
-                libc::dup2(fd, there);
-                libc::fcntl(there, libc::F_SETFD, libc::FD_CLOEXEC);
-            } else {
-                libc::close(there);
-            }
-        }
-        platform::close_fds_from(6);
     }
+    let mut kept = keep.to_vec();
+    kept.push(pipe);
+    platform::close_fds_except(3, &kept);
+    pipe
+}
+
+/// Lower this process's `oom_score_adj` as far as the kernel lets it, so that the OOM
+/// killer that took cg-test does not take its watchdog next (it is born with cg-test's
+/// score, which a CI runner may have raised). Returns the value set.
+fn lower_oom_score_adj() -> Option<i32> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/oom_score_adj")
+        .ok()?;
+    let current: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    // Each write is parsed on its own, whatever the file offset.
+    Some(lowest_accepted(current, |v| {
+        file.write_all(v.to_string().as_bytes()).is_ok()
+    }))
+}
+
+/// The lowest `oom_score_adj` that `set` is allowed to set, starting from `current`.
+/// -1000 needs CAP_SYS_RESOURCE; without it the kernel refuses (EACCES) anything below
+/// the process's oom_score_adj_min, which /proc does not show, so the lowest accepted
+/// value is found by bisection between -1000 (refused) and `current` (a dozen writes
+/// at most). A refused write changes nothing, so the last accepted value stands.
+fn lowest_accepted(current: i32, mut set: impl FnMut(i32) -> bool) -> i32 {
+    const MIN: i32 = -1000;
+    if set(MIN) {
+        return MIN;
+    }
+    let (mut refused, mut accepted) = (MIN, current);
+    while accepted - refused > 1 {
+        let mid = refused + (accepted - refused) / 2;
+        if set(mid) {
+            accepted = mid;
+        } else {
+            refused = mid;
+        }
+    }
+    accepted
 }
 
 /// Sleep in `read` until every write end is closed. On end-of-file, whether cg-test
 /// was killed (true) or exited on its own (false, it wrote [`EXITING`] first); None if
 /// the descriptor is unusable (then there is nothing to watch, and nothing is done).
-fn wait_for_end_of_file() -> Option<bool> {
+fn wait_for_end_of_file(pipe: RawFd) -> Option<bool> {
     let mut buf = [0u8; 16];
     let mut exiting = false;
     loop {
         // SAFETY: reading into our buffer.
-        let n = unsafe { libc::read(3, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        let n = unsafe { libc::read(pipe, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
         match n {
             0 => return Some(!exiting),
             n if n > 0 => exiting |= buf[..n as usize].contains(&EXITING),
@@ -471,7 +269,7 @@ fn tear_down(w: &Watch, killed_supervisor: bool) {
         // path may lead nowhere now (a mount unmounted lazily under the run), and an
         // ENOENT there is no proof the leaf is gone.
         let held = w.held[0].map(|fd| {
-            // SAFETY: HELD_FDS[0] is ours, open until we exit; we use a copy of it.
+            // SAFETY: the descriptor is ours, kept open until we exit; we use a copy.
             unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()
         });
         let collected = match held {
@@ -583,83 +381,29 @@ fn write_report(w: &Watch, spec: &ReportSpec, what: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::CStr;
-    use std::os::unix::ffi::OsStrExt;
-    use std::time::Duration;
 
-    /// The words of a prepared argument vector after `cg-test TEARDOWN_ARG`.
-    fn words(argv: &[*const libc::c_char]) -> Vec<OsString> {
-        argv.iter()
-            .take_while(|p| !p.is_null())
-            .skip(2)
-            // SAFETY: the pointers point into the CStrings `exec_for` keeps.
-            .map(|&p| std::ffi::OsStr::from_bytes(unsafe { CStr::from_ptr(p) }.to_bytes()).into())
-            .collect()
-    }
-
-    /// What cg-test prepares is what the exec'd watchdog reads back, field by field,
-    /// for both argument vectors (a bug here once left every run of a killed cg-test
-    /// behind).
+    /// Bisection finds the kernel's floor (oom_score_adj_min) whatever it is, in at
+    /// most a dozen writes, and leaves the score there.
     #[test]
-    fn the_teardown_reads_back_what_cg_test_prepared() {
-        let run_id = RunId::new();
-        let watch = Watch {
-            supervisor: 4242,
-            leaf: Some(PathBuf::from(std::ffi::OsStr::from_bytes(
-                b"/sys/fs/cgroup/a b/\xff-leaf",
-            ))),
-            run_id: run_id.clone(),
-            opts: Options {
-                signal_kill: true,
-                freeze_gives_up: false,
-                ..Options::default()
-            },
-            limits: Some(limits::Undo {
-                parent: PathBuf::from("/sys/fs/cgroup/p"),
-                supervisor: Some(PathBuf::from("/sys/fs/cgroup/p/cg-test-1-supervisor")),
-                enabled_here: vec!["memory".into(), "pids".into()],
-            }),
-            report: Some(ReportSpec {
-                path: PathBuf::from("/tmp/r.json"),
-                command: vec!["sh".into(), "-c".into(), "".into(), "x y".into()],
-                started_at: std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-                started: Instant::now() - Duration::from_secs(3),
-                isolation: "cgroup",
-            }),
-            held: [Some(9), Some(12)],
-        };
-        let exec = exec_for(&watch, 5, 6);
-        assert_eq!(exec.held, [9, 12], "the watchdog moves these to HELD_FDS");
-        for (argv, killed) in [(&exec.argv, true), (&exec.argv_exiting, false)] {
-            let (back, k, _) = parse_teardown(&words(argv)).expect("parses");
-            assert_eq!(k, killed);
-            assert_eq!(back.supervisor, 4242);
-            assert_eq!(back.leaf, watch.leaf);
-            assert_eq!(back.run_id.to_string(), run_id.to_string());
-            assert!(back.opts.signal_kill && !back.opts.freeze_gives_up);
-            assert_eq!(back.limits, watch.limits);
-            assert_eq!(back.held, HELD_FDS.map(Some));
-            let (r, w) = (back.report.unwrap(), watch.report.as_ref().unwrap());
+    fn the_lowest_accepted_oom_score_adj_is_the_floor() {
+        for (current, floor) in [(1000, 0), (1000, -1000), (0, 0), (500, -317), (-3, -4)] {
+            let (mut score, mut writes) = (current, 0);
+            let got = lowest_accepted(current, |v| {
+                writes += 1;
+                let ok = v >= floor;
+                if ok {
+                    score = v;
+                }
+                ok
+            });
             assert_eq!(
-                (&r.path, &r.command, r.started_at, r.isolation),
-                (&w.path, &w.command, w.started_at, w.isolation)
+                (got, score),
+                (floor, floor),
+                "from {current}, floor {floor}"
             );
-            let elapsed = r.started.elapsed();
-            assert!(
-                elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(60),
-                "{elapsed:?}"
-            );
+            assert!(writes <= 12, "{writes} writes");
         }
-        // Without a leaf, limits or report: empty words, read back as none.
-        let bare = Watch {
-            leaf: None,
-            limits: None,
-            report: None,
-            held: [None, None],
-            ..watch
-        };
-        let (back, _, _) = parse_teardown(&words(&exec_for(&bare, 5, 6).argv)).unwrap();
-        assert!(back.leaf.is_none() && back.limits.is_none() && back.report.is_none());
-        assert_eq!(back.held, [None, None]);
+        // A current value below the floor (set through the legacy oom_adj): kept.
+        assert_eq!(lowest_accepted(-10, |v| v >= 0), -10);
     }
 }

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use crate::util::*;
 
-/// A stale leaf in `cg`: a run whose cg-test and watchdog are both SIGKILLed (the
-/// watchdog first, so it cannot act), leaving an escaped daemon and a TERM-ignorer alive
+/// A stale leaf in `cg`: a run whose cg-test and watchdog are both SIGKILLed (cg-test
+/// stopped first, so it cannot replace the watchdog; then the watchdog, so it cannot
+/// act; then cg-test: as if both died at the same instant), leaving an escaped daemon and a TERM-ignorer alive
 /// in the leaf. Returns the leaf, the victims (alive), and their late marker and its
 /// trigger (they live until gc, whose moment load can delay: see
 /// [`Fixture::late_on`]).
@@ -53,6 +54,12 @@ pub(crate) fn make_stale_leaf(
         .split_whitespace()
         .find_map(|w| w.parse().ok())
         .expect("the watchdog's pid in the -v line");
+    run.signal(libc::SIGSTOP);
+    wait_for("cg-test to stop", Duration::from_secs(10), || {
+        procs::stat(run.pid)
+            .is_some_and(|s| s.state == 'T')
+            .then_some(())
+    });
     procs::kill(watchdog, libc::SIGKILL);
     wait_for("the watchdog to die", Duration::from_secs(10), || {
         (!procs::is_alive(watchdog)).then_some(())

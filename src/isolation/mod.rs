@@ -268,6 +268,7 @@ pub struct Reaper {
     command_stopped: bool,
     helper: Option<i32>,
     helper_exited: bool,
+    helper_status: Option<i32>,
     init: Option<NsInit>,
     init_exited: bool,
 }
@@ -288,6 +289,7 @@ impl Reaper {
     pub fn watch_helper(&mut self, pid: i32) {
         self.helper = Some(pid);
         self.helper_exited = false;
+        self.helper_status = None;
     }
 
     /// `--pid-ns`: the command (`pid`, as cg-test sees it) is the child of this init;
@@ -341,6 +343,7 @@ impl Reaper {
                     }
                     if Some(p) == self.helper {
                         self.helper_exited = true;
+                        self.helper_status = Some(status);
                     }
                     if Some(p) == init {
                         self.init_exited = true;
@@ -442,6 +445,11 @@ impl Reaper {
     /// Whether the helper exited since `watch_helper`.
     pub fn helper_exited(&self) -> bool {
         self.helper.is_some() && self.helper_exited
+    }
+
+    /// The helper's raw wait status, once it was reaped.
+    pub fn helper_status(&self) -> Option<i32> {
+        self.helper_status
     }
 }
 

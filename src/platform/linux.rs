@@ -154,70 +154,6 @@ fn spawn_shared_x86_64(
     }
 }
 
-/// A system call that never touches `errno` (it returns `-errno`). The watchdog below
-/// runs in cg-test's memory, whose `errno` cg-test itself reads after its own failed
-/// calls, so it must not write it.
-#[cfg(target_arch = "x86_64")]
-unsafe fn raw_syscall(n: libc::c_long, a: [usize; 4]) -> isize {
-    let ret: isize;
-    // SAFETY: the caller passes a valid system call and arguments; the kernel clobbers
-    // rcx and r11 only.
-    unsafe {
-        std::arch::asm!(
-            "syscall",
-            inlateout("rax") n as isize => ret,
-            in("rdi") a[0],
-            in("rsi") a[1],
-            in("rdx") a[2],
-            in("r10") a[3],
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// What the watchdog needs once it runs in cg-test's memory (see [`start_watchdog`]):
-/// prepared before it starts and never freed or written after, so nothing it reads can
-/// change under it, even once cg-test is gone.
-pub struct WatchdogExec {
-    /// The pipe: the watchdog keeps `read`, closes its copy of `write`.
-    pub read: i32,
-    pub write: i32,
-    /// The run's liveness locks (the leaf's directory, cg-test's own leaf's; -1 for
-    /// none), kept as fds 4 and 5 across the exec: see [`crate::watchdog::HELD_FDS`].
-    pub held: [i32; 2],
-    /// `/dev/null` and `/`, as C strings.
-    pub dev_null: std::ffi::CString,
-    pub root: std::ffi::CString,
-    /// What it execs on end-of-file: cg-test itself (`/proc/self/exe`) with the
-    /// teardown's arguments and cg-test's environment, NULL-terminated: `argv` when
-    /// cg-test was killed, `argv_exiting` when it wrote `exiting_byte` into the pipe
-    /// first (an exit of its own).
-    pub exe: std::ffi::CString,
-    pub exiting_byte: u8,
-    pub argv: Vec<*const libc::c_char>,
-    pub argv_exiting: Vec<*const libc::c_char>,
-    pub envp: Vec<*const libc::c_char>,
-    /// Keeps the strings `argv` and `envp` point to.
-    pub strings: Vec<std::ffi::CString>,
-}
-
-/// The watchdog's stack, unmapped once the watchdog has been reaped.
-pub struct WatchdogStack {
-    base: *mut libc::c_void,
-    size: usize,
-}
-
-impl WatchdogStack {
-    /// Unmap the stack. Only after the watchdog was reaped (it runs on it until then).
-    pub fn release(self) {
-        // SAFETY: the mapping made in start_watchdog; its only user is dead.
-        unsafe { libc::munmap(self.base, self.size) };
-    }
-}
-
 /// clone3 whose child starts on the stack `args` names and calls `entry(arg)`, which
 /// must never return; the parent gets clone3's raw result (a pid, or -errno).
 ///
@@ -255,159 +191,6 @@ unsafe fn clone3_on_stack(
         );
     }
     ret
-}
-
-/// Start the watchdog as a process that shares cg-test's memory (clone3 with CLONE_VM:
-/// no page tables copied, no page made copy-on-write, and its exit frees no memory),
-/// but has its own descriptors, signal state and session, and is no thread of cg-test,
-/// so it lives on when cg-test is killed (and keeps the memory alive with it).
-///
-/// It must never touch what cg-test may have left half-written when it was killed: the
-/// heap (a lock held by a dead cg-test would hang it), stdio, errno. So until it
-/// execs, it makes only raw system calls on `exec`, which cg-test prepared before and
-/// never frees: block every signal (already blocked by the caller), setsid, chdir
-/// `/`, stdin and stdout on /dev/null, the pipe as fd 3, every other descriptor but
-/// stderr closed; then it sleeps in `read`. On end-of-file (cg-test is gone) it execs
-/// cg-test with the teardown's arguments, a fresh process with memory of its own
-/// that runs the ordinary teardown code. cg-test's normal end SIGKILLs and reaps it
-/// before it ever gets there.
-///
-/// None where this is unavailable (clone3 refused; not x86_64): the caller forks.
-pub fn start_watchdog(exec: &'static WatchdogExec) -> io::Result<Option<(i32, WatchdogStack)>> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        start_watchdog_x86_64(exec)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = exec;
-        Ok(None)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn start_watchdog_x86_64(exec: &'static WatchdogExec) -> io::Result<Option<(i32, WatchdogStack)>> {
-    const STACK: usize = 64 * 1024;
-    // SAFETY: a private anonymous mapping, released after the watchdog is reaped.
-    let stack = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            STACK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-            -1,
-            0,
-        )
-    };
-    if stack == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    let mut args = CloneArgs {
-        flags: libc::CLONE_VM as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        stack: stack as u64,
-        stack_size: STACK as u64,
-        ..CloneArgs::default()
-    };
-    let arg = exec as *const WatchdogExec as *mut libc::c_void;
-    // SAFETY: the child runs watchdog_main on its own stack (see clone3_on_stack).
-    let ret = unsafe { clone3_on_stack(&mut args, watchdog_main, arg) };
-    if ret > 0 {
-        return Ok(Some((
-            ret as i32,
-            WatchdogStack {
-                base: stack,
-                size: STACK,
-            },
-        )));
-    }
-    // SAFETY: no child runs on it.
-    unsafe { libc::munmap(stack, STACK) };
-    let err = io::Error::from_raw_os_error(-ret as i32);
-    match err.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::ENOMEM) => Err(err),
-        _ => Ok(None),
-    }
-}
-
-/// The watchdog until cg-test is gone (see [`start_watchdog`]): raw system calls only.
-#[cfg(target_arch = "x86_64")]
-extern "C" fn watchdog_main(arg: *mut libc::c_void) -> ! {
-    // SAFETY: `arg` is the leaked WatchdogExec; every call below is a raw system call
-    // on descriptors of this process and memory nobody writes any more.
-    unsafe {
-        let w = &*(arg as *const WatchdogExec);
-        let sys = |n: libc::c_long, a: [usize; 4]| raw_syscall(n, a);
-        sys(libc::SYS_close, [w.write as usize, 0, 0, 0]);
-        sys(libc::SYS_setsid, [0; 4]);
-        sys(libc::SYS_chdir, [w.root.as_ptr() as usize, 0, 0, 0]);
-        let pipe = sys(
-            libc::SYS_fcntl,
-            [w.read as usize, libc::F_DUPFD as usize, 10, 0],
-        );
-        sys(libc::SYS_close, [w.read as usize, 0, 0, 0]);
-        // The liveness locks out of the way first (above 10), then to 4 and 5,
-        // without close-on-exec: the exec'd teardown holds them until it is done.
-        let mut held = [-1isize; 2];
-        for (copy, &fd) in held.iter_mut().zip(&w.held) {
-            if fd >= 0 {
-                *copy = sys(
-                    libc::SYS_fcntl,
-                    [fd as usize, libc::F_DUPFD as usize, 10, 0],
-                );
-            }
-        }
-        let null = sys(
-            libc::SYS_open,
-            [w.dev_null.as_ptr() as usize, libc::O_RDWR as usize, 0, 0],
-        );
-        if null >= 0 {
-            sys(libc::SYS_dup2, [null as usize, 0, 0, 0]);
-            sys(libc::SYS_dup2, [null as usize, 1, 0, 0]);
-        }
-        sys(libc::SYS_dup2, [pipe as usize, 3, 0, 0]);
-        for (i, &fd) in held.iter().enumerate() {
-            if fd >= 0 {
-                sys(libc::SYS_dup2, [fd as usize, 4 + i, 0, 0]);
-            } else {
-                sys(libc::SYS_close, [4 + i, 0, 0, 0]);
-            }
-        }
-        if sys(libc::SYS_close_range, [6, u32::MAX as usize, 0, 0]) != 0 {
-            // Before Linux 5.9: close what cg-test can have open, one by one.
-            for fd in 6..1024 {
-                sys(libc::SYS_close, [fd, 0, 0, 0]);
-            }
-        }
-        let mut buf = [0u8; 16];
-        let mut exiting = false;
-        loop {
-            let n = sys(libc::SYS_read, [3, buf.as_mut_ptr() as usize, buf.len(), 0]);
-            if n == 0 {
-                break; // every write end is closed: cg-test is gone
-            }
-            if n < 0 && n != -(libc::EINTR as isize) {
-                sys(libc::SYS_exit_group, [0; 4]); // nothing to watch
-            }
-            let mut i = 0;
-            while i < n {
-                exiting |= buf[i as usize] == w.exiting_byte;
-                i += 1;
-            }
-        }
-        let argv = if exiting { &w.argv_exiting } else { &w.argv };
-        sys(
-            libc::SYS_execve,
-            [
-                w.exe.as_ptr() as usize,
-                argv.as_ptr() as usize,
-                w.envp.as_ptr() as usize,
-                0,
-            ],
-        );
-        sys(libc::SYS_exit_group, [1, 0, 0, 0]);
-        std::hint::unreachable_unchecked()
-    }
 }
 
 /// clone3 without CLONE_VM (a fork): 0 in the child, the child's pid in the parent.
@@ -836,6 +619,58 @@ pub fn process_alive(pid: u32, start: u64) -> bool {
             .unwrap_or(false)
             && same(p as u32)
     })
+}
+
+/// Did the kernel mark this exec secure (AT_SECURE: a setuid or setgid binary, or one
+/// with file capabilities, run by a user it raises)?
+pub fn exec_is_secure() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// Close every descriptor from `from` up but those in `keep` (close_range on each gap,
+/// Linux 5.9; a /proc/self/fd walk before that).
+pub fn close_fds_except(from: i32, keep: &[i32]) {
+    let mut keep: Vec<i32> = keep.iter().copied().filter(|&fd| fd >= from).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut lo = from as u32;
+    let mut ranged = true;
+    for hi in keep
+        .iter()
+        .map(|&k| k as u32)
+        .chain(std::iter::once(u32::MAX))
+    {
+        // The gap below the next kept descriptor (or up to the top).
+        let last = if hi == u32::MAX {
+            Some(hi)
+        } else {
+            hi.checked_sub(1)
+        };
+        let gap = last.filter(|&last| lo <= last);
+        // SAFETY: close_range on our own descriptor table.
+        if gap.is_some_and(|last| unsafe { libc::syscall(libc::SYS_close_range, lo, last, 0) } != 0)
+        {
+            ranged = false;
+            break;
+        }
+        lo = hi.saturating_add(1);
+    }
+    if ranged {
+        return;
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|&fd| fd >= from && !keep.contains(&fd))
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds {
+        // SAFETY: closing descriptors of our own; the directory's own fd may be among
+        // them and already closed, which is harmless.
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// Close every descriptor from `from` up (close_range, Linux 5.9; a /proc/self/fd walk

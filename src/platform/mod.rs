@@ -21,11 +21,11 @@ mod imp;
 mod imp;
 
 pub use imp::{
-    become_subreaper, child_pids, child_set_parent_death_signal, cloexec_pipe, close_fds_from,
-    cmdline, environ_has, fork_child, get_xattr, parent_death_signal, process_alive,
-    process_children, process_ids, process_info, process_start_time, remove_xattr,
-    set_parent_death_signal, set_xattr, spawn_shared, start_watchdog, thread_count,
-    wait_child_event, Pidfd, SignalSource, WatchdogExec, WatchdogStack,
+    become_subreaper, child_pids, child_set_parent_death_signal, cloexec_pipe, close_fds_except,
+    close_fds_from, cmdline, environ_has, exec_is_secure, fork_child, get_xattr,
+    parent_death_signal, process_alive, process_children, process_ids, process_info,
+    process_start_time, remove_xattr, set_parent_death_signal, set_xattr, spawn_shared,
+    thread_count, wait_child_event, Pidfd, SignalSource,
 };
 
 /// clone3 with namespace flags, for the Linux-only namespace code (src/namespaces).

@@ -36,33 +36,6 @@ pub fn fork_child(_into_cgroup: Option<BorrowedFd<'_>>, plan: &SignalPlan) -> io
     }
 }
 
-/// What a watchdog that shares cg-test's memory would need; unused here.
-pub struct WatchdogExec {
-    pub read: i32,
-    pub write: i32,
-    pub held: [i32; 2],
-    pub dev_null: std::ffi::CString,
-    pub root: std::ffi::CString,
-    pub exe: std::ffi::CString,
-    pub exiting_byte: u8,
-    pub argv: Vec<*const libc::c_char>,
-    pub argv_exiting: Vec<*const libc::c_char>,
-    pub envp: Vec<*const libc::c_char>,
-    pub strings: Vec<std::ffi::CString>,
-}
-
-/// Never made here.
-pub struct WatchdogStack;
-
-impl WatchdogStack {
-    pub fn release(self) {}
-}
-
-/// No clone3 here: the caller forks.
-pub fn start_watchdog(_exec: &'static WatchdogExec) -> io::Result<Option<(i32, WatchdogStack)>> {
-    Ok(None)
-}
-
 /// No clone3 here: the caller forks.
 pub fn spawn_shared(
     _into_cgroup: BorrowedFd<'_>,
@@ -479,6 +452,43 @@ pub fn thread_count() -> Option<usize> {
 pub fn process_alive(pid: u32, start: u64) -> bool {
     table::process(pid as i32).is_some_and(|p| !p.zombie)
         && table::process_start_time(pid).is_none_or(|s| s == start)
+}
+
+/// Was this exec setuid or setgid (issetugid, where the system has it)?
+pub fn exec_is_secure() -> bool {
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    ))]
+    {
+        // SAFETY: issetugid only queries.
+        unsafe { libc::issetugid() != 0 }
+    }
+    #[cfg(not(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    )))]
+    {
+        false
+    }
+}
+
+/// Close every descriptor from `from` up but those in `keep`.
+pub fn close_fds_except(from: i32, keep: &[i32]) {
+    // SAFETY: sysconf only queries.
+    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(256, 65536) as i32;
+    for fd in (from..max).filter(|fd| !keep.contains(fd)) {
+        // SAFETY: closing descriptors of our own; EBADF for unused numbers is harmless.
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// Close every descriptor from `from` up.

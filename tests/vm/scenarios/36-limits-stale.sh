@@ -1,5 +1,5 @@
-# A limited run whose cg-test and watchdog are both SIGKILLed (the watchdog first, so it
-# cannot act) leaves its leaf, the controllers it enabled and their record behind.
+# A limited run whose cg-test and watchdog are both SIGKILLed (cg-test stopped first, so
+# it cannot replace the watchdog, then the watchdog, so it cannot act) leaves its leaf, the controllers it enabled and their record behind.
 # (a) At the root: the next cg-test started there, without limits, collects the leaf
 #     (killing the escaped daemon in it) and disables the recorded controllers.
 # (b) Alone in a delegated cgroup: the run's leaf, cg-test's own supervisor leaf and the
@@ -11,10 +11,14 @@ trap limits_cleanup EXIT
 
 root_state() { cg_state "$CGROOT" | sed 's/ children=.*//; s/ procs=.*//'; }
 record() { $FIX --marker "$(marker xattr)" --life 5 getxattr "$1" user.cg-test.controllers; }
-# kill_both ERRFILE CGPID: SIGKILL the run's watchdog, then cg-test.
+# kill_both ERRFILE CGPID: stop cg-test (a cg-test that runs replaces a killed
+# watchdog at once), SIGKILL the run's watchdog, then cg-test.
 kill_both() {
     wd=$(sed -n 's/^cg-test: watchdog pid \([0-9]*\) started$/\1/p' "$1")
     [ -n "$wd" ] || fail "no watchdog pid in $1"
+    kill -STOP "$2"
+    i=0
+    while ! grep -q '^State:.*T' "/proc/$2/status" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
     kill -KILL "$wd"
     while [ -e "/proc/$wd" ] && ! grep -q '^State:.*Z' "/proc/$wd/status" 2>/dev/null; do sleep 0.05; done
     kill -KILL "$2"
