@@ -36,7 +36,7 @@ mod imp;
 
 use anyhow::Result;
 
-pub use imp::{host_pid, init_main, Harden, NsInit, NsStep, PidNs};
+pub use imp::{host_pid, init_main, Harden, HardenStep, NsInit, NsStep, PidNs};
 
 /// What the command's process gets beyond the boundary, prepared before fork.
 #[derive(Default)]
@@ -50,10 +50,15 @@ pub struct Confinement {
 impl Confinement {
     /// Check the privileges the flags need and prepare what the child side uses. An
     /// error names the flag and what is missing; nothing has been made then.
+    /// `--harden` implies `--pid-ns`: outside a pid namespace of its own the command
+    /// could reach the outside through /proc/<pid>/root of any process it sees.
     pub fn prepare(pid_ns: bool, harden: bool) -> Result<Confinement> {
+        let harden = harden.then(Harden::prepare).transpose()?;
         Ok(Confinement {
-            pid_ns: pid_ns.then(PidNs::prepare).transpose()?,
-            harden: harden.then(Harden::prepare).transpose()?,
+            pid_ns: (pid_ns || harden.is_some())
+                .then(PidNs::prepare)
+                .transpose()?,
+            harden,
         })
     }
 }

@@ -31,7 +31,7 @@ use std::os::unix::ffi::OsStrExt;
 use anyhow::{anyhow, Context, Result};
 
 use crate::events::SignalPlan;
-use crate::namespaces::{self, Confinement, InitRecord, NsInit, NsStep, PidNs};
+use crate::namespaces::{self, Confinement, HardenStep, InitRecord, NsInit, NsStep, PidNs};
 use crate::platform::{self, Fork};
 use crate::run_id::{self, RunId};
 
@@ -97,6 +97,27 @@ enum Stage {
     InitFork = 8,
     CgroupNamespace = 9,
     DropPrivileges = 10,
+    HardenInitDumpable = 11,
+    HardenInitDetach = 12,
+    HardenInitReadOnly = 13,
+    HardenMountCgroup2 = 14,
+    HardenSealLeaf = 15,
+    HardenSeccomp = 16,
+}
+
+impl From<HardenStep> for Stage {
+    fn from(s: HardenStep) -> Stage {
+        match s {
+            HardenStep::InitDumpable => Stage::HardenInitDumpable,
+            HardenStep::InitDetach => Stage::HardenInitDetach,
+            HardenStep::InitReadOnly => Stage::HardenInitReadOnly,
+            HardenStep::Unshare => Stage::CgroupNamespace,
+            HardenStep::MountCgroup2 => Stage::HardenMountCgroup2,
+            HardenStep::SealLeaf => Stage::HardenSealLeaf,
+            HardenStep::DropCapabilities => Stage::DropPrivileges,
+            HardenStep::Seccomp => Stage::HardenSeccomp,
+        }
+    }
 }
 
 impl From<NsStep> for Stage {
@@ -283,6 +304,9 @@ fn init_side(
         if let Err((step, errno)) = ns.enter(control_fd) {
             child_report(report_fd, step.into(), errno);
         }
+        if let Some(Err((step, errno))) = req.confinement.harden.as_ref().map(|h| h.seal_init()) {
+            child_report(report_fd, step.into(), errno);
+        }
         // 1: the command's parent, as the command sees it.
         let me = libc::getpid();
         match platform::fork_child(into_cgroup(req), req.signals) {
@@ -347,10 +371,32 @@ fn classify(stage: u32, errno: i32, command: &[OsString]) -> SpawnFailure {
             "--pid-ns: the namespace's init could not fork the command: {err}"
         )),
         s if s == Stage::CgroupNamespace as u32 => SpawnFailure::Setup(format!(
-            "--harden: unshare(CLONE_NEWCGROUP) in the child: {err}"
+            "--harden: unshare(CLONE_NEWCGROUP|CLONE_NEWNS) in the child: {err}"
         )),
         s if s == Stage::DropPrivileges as u32 => SpawnFailure::Setup(format!(
-            "--harden: removing CAP_SYS_ADMIN or setting no_new_privs in the child: {err}"
+            "--harden: dropping capabilities (prctl PR_CAPBSET_DROP, capset) or setting \
+             no_new_privs in the child: {err}"
+        )),
+        s if s == Stage::HardenInitDumpable as u32 => SpawnFailure::Setup(format!(
+            "--harden: prctl(PR_SET_DUMPABLE, 0) in the namespace's init: {err}"
+        )),
+        s if s == Stage::HardenInitDetach as u32 => SpawnFailure::Setup(format!(
+            "--harden: detaching the cgroup2 mounts (umount2 MNT_DETACH) in the namespace's \
+             init: {err}"
+        )),
+        s if s == Stage::HardenInitReadOnly as u32 => SpawnFailure::Setup(format!(
+            "--harden: making sysfs, the cgroup v1 mounts, /proc/sys and /proc/sysrq-trigger \
+             read-only (mount MS_BIND, mount_setattr) in the namespace's init: {err}"
+        )),
+        s if s == Stage::HardenMountCgroup2 as u32 => SpawnFailure::Setup(format!(
+            "--harden: mounting cgroup2 inside the child's cgroup namespace: {err}"
+        )),
+        s if s == Stage::HardenSealLeaf as u32 => SpawnFailure::Setup(format!(
+            "--harden: binding the leaf's interface files read-only (mount MS_BIND, \
+             mount_setattr) in the child: {err}"
+        )),
+        s if s == Stage::HardenSeccomp as u32 => SpawnFailure::Setup(format!(
+            "--harden: installing the seccomp filter (prctl PR_SET_SECCOMP) in the child: {err}"
         )),
         _ => SpawnFailure::Setup(format!("prctl(PR_SET_PDEATHSIG) in the child: {err}")),
     }
@@ -501,8 +547,8 @@ fn child_main(
             }
         }
         let harden = req.confinement.harden.as_ref();
-        if let Some(Err(errno)) = harden.map(|h| h.enter_cgroup_namespace()) {
-            child_report(report_fd, Stage::CgroupNamespace, errno);
+        if let Some(Err((step, errno))) = harden.map(|h| h.enter_cgroup_namespace()) {
+            child_report(report_fd, step.into(), errno);
         }
         if libc::setpgid(0, 0) != 0 {
             child_fail(report_fd, Stage::ProcessGroup);
@@ -515,8 +561,8 @@ fn child_main(
             // foreground.
             libc::tcsetpgrp(tty, libc::getpid());
         }
-        if let Some(Err(errno)) = harden.map(|h| h.drop_privileges()) {
-            child_report(report_fd, Stage::DropPrivileges, errno);
+        if let Some(Err((step, errno))) = harden.map(|h| h.drop_privileges()) {
+            child_report(report_fd, step.into(), errno);
         }
         req.signals.restore_in_child();
         child_exec(prep, report_fd)
