@@ -19,9 +19,9 @@ use crate::util::*;
 
 /// The capabilities --harden drops, as bits of the /proc/<pid>/status masks:
 /// CAP_DAC_READ_SEARCH 2, CAP_SYS_MODULE 16, CAP_SYS_RAWIO 17, CAP_SYS_PTRACE 19,
-/// CAP_SYS_ADMIN 21, CAP_SYS_BOOT 22, CAP_PERFMON 38, CAP_BPF 39.
+/// CAP_SYS_ADMIN 21, CAP_SYS_BOOT 22, CAP_SYS_TTY_CONFIG 26, CAP_PERFMON 38, CAP_BPF 39.
 pub(crate) const DROPPED_BITS: u64 =
-    1 << 2 | 1 << 16 | 1 << 17 | 1 << 19 | 1 << 21 | 1 << 22 | 1 << 38 | 1 << 39;
+    1 << 2 | 1 << 16 | 1 << 17 | 1 << 19 | 1 << 21 | 1 << 22 | 1 << 26 | 1 << 38 | 1 << 39;
 
 struct Escape {
     /// The command's write into the parent's cgroup.procs succeeded.

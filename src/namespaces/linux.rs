@@ -344,7 +344,7 @@ pub fn host_pid(init: i32, ns_pid: i32) -> Option<i32> {
 /// The capabilities `--harden` takes from the command, from every set (bounding,
 /// effective, permitted, inheritable, ambient), each for a route out of the leaf or
 /// into the kernel that a root process would otherwise have.
-pub const DROPPED: [(Capability, &str); 8] = [
+pub const DROPPED: [(Capability, &str); 9] = [
     (
         Capability::CAP_SYS_ADMIN,
         "mounting the hierarchy again, setns into another namespace",
@@ -367,6 +367,10 @@ pub const DROPPED: [(Capability, &str); 8] = [
     (
         Capability::CAP_PERFMON,
         "kprobes and perf events with BPF programs",
+    ),
+    (
+        Capability::CAP_SYS_TTY_CONFIG,
+        "vhangup of the terminal, which hangs up the shell outside that shares it",
     ),
 ];
 
@@ -587,6 +591,11 @@ impl Harden {
                     std::ptr::null(),
                 ) != 0
                 {
+                    // A single file of the hierarchy bound somewhere: detached in the
+                    // init, nothing to show in its place.
+                    if errno() == libc::ENOTDIR {
+                        continue;
+                    }
                     return Err((HardenStep::MountCgroup2, errno()));
                 }
                 seal_leaf(mp).map_err(|e| (HardenStep::SealLeaf, e))?;
@@ -818,27 +827,42 @@ fn unescape_octal(s: &str) -> Vec<u8> {
 }
 
 /// The seccomp filter `--harden` installs last before exec (no_new_privs is set, so it
-/// needs no privilege, and it is inherited by everything the command starts): no new
-/// user namespace (unshare or clone with CLONE_NEWUSER: EPERM), and clone3, whose flags
-/// a filter cannot read, answers ENOSYS (glibc, musl and Go then use clone; Docker's
-/// profile does the same). A user namespace would give the command CAP_SYS_ADMIN over
-/// it, in which a cgroup namespace and cgroup2 mount of its own show its leaf's
-/// interface files writable again (seen: a root process without CAP_SYS_ADMIN raised
-/// its leaf's cgroup.max.descendants that way). Both the native and the 32-bit compat
-/// syscall tables are covered; None on an architecture it has no numbers for.
+/// needs no privilege, and it is inherited by everything the command starts):
+/// - no new user namespace (unshare or clone with CLONE_NEWUSER: EPERM). A user
+///   namespace would give the command CAP_SYS_ADMIN over it, in which a cgroup
+///   namespace and cgroup2 mount of its own show its leaf's interface files writable
+///   again (seen: a root process without CAP_SYS_ADMIN raised its leaf's
+///   cgroup.max.descendants that way);
+/// - clone3, whose flags a filter cannot read, answers ENOSYS (glibc, musl and Go then
+///   use clone; Docker's profile does the same);
+/// - no TIOCSTI or TIOCLINUX ioctl (EPERM): with the terminal as its controlling
+///   terminal, any process can push input into it (where dev.tty.legacy_tiocsti is 1),
+///   which the shell outside reads and runs once cg-test exits; bubblewrap filters the
+///   same two.
+///
+/// Both the native and the 32-bit compat syscall tables are covered (and x32 on
+/// x86_64); None on an architecture it has no numbers for.
 pub fn user_namespace_filter() -> Option<Vec<libc::sock_filter>> {
-    // (audit arch, unshare, clone, clone3) for the native ABI, then the compat one.
+    /// No syscall has this number: the slot of an ABI without a second ioctl number.
+    const NONE: u32 = 0x7fff_fffe;
+    // Per ABI: (audit arch, unshare, clone, ioctl, ioctl of x32, clone3).
     #[cfg(target_arch = "x86_64")]
-    let abis: [(u32, u32, u32, u32); 2] =
-        [(0xc000_003e, 272, 56, 435), (0x4000_0003, 310, 120, 435)];
+    let abis: [(u32, u32, u32, u32, u32, u32); 2] = [
+        (0xc000_003e, 272, 56, 16, 514, 435),
+        (0x4000_0003, 310, 120, 54, NONE, 435),
+    ];
     #[cfg(target_arch = "aarch64")]
-    let abis: [(u32, u32, u32, u32); 2] =
-        [(0xc000_00b7, 97, 220, 435), (0x4000_0028, 337, 120, 435)];
+    let abis: [(u32, u32, u32, u32, u32, u32); 2] = [
+        (0xc000_00b7, 97, 220, 29, NONE, 435),
+        (0x4000_0028, 337, 120, 54, NONE, 435),
+    ];
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     return None;
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     {
         const ALLOW: u32 = 0x7fff_0000; // SECCOMP_RET_ALLOW
+        const TIOCSTI: u32 = 0x5412;
+        const TIOCLINUX: u32 = 0x541c;
         let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
         let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
         let stmt = |code: u32, k: u32| libc::sock_filter {
@@ -847,27 +871,32 @@ pub fn user_namespace_filter() -> Option<Vec<libc::sock_filter>> {
             jf: 0,
             k,
         };
-        let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
-            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        let jump = |op: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+            code: (libc::BPF_JMP | op | libc::BPF_K) as u16,
             jt,
             jf,
             k,
         };
         let ld = |offset: u32| stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, offset);
         let ret = |k: u32| stmt(libc::BPF_RET | libc::BPF_K, k);
-        // struct seccomp_data: int nr; u32 arch; u64 ip; u64 args[6] (little-endian:
-        // the low half of args[0], where the clone flags are, is at 16).
+        // struct seccomp_data: int nr; u32 arch; u64 ip; u64 args[6]. Little-endian:
+        // the low half of args[0] (clone's and unshare's flags) is at 16, of args[1]
+        // (ioctl's request, an unsigned int to the kernel) at 24.
         const NR: u32 = 0;
         const ARCH: u32 = 4;
         const ARG0_LOW: u32 = 16;
-        // One block of 12 per ABI:
-        //  0 ld arch;  1 not this ABI: on to the next block
-        //  2 ld nr;    3 and mask (x32 calls come with the native arch and bit 30 set)
-        //  4 unshare -> 8;  5 clone -> 8;  6 not clone3 -> 11;  7 ENOSYS
-        //  8 ld flags; 9 CLONE_NEWUSER set -> 10, else -> 11; 10 EPERM; 11 ALLOW
-        const BLOCK: u8 = 12;
+        const ARG1_LOW: u32 = 24;
+        // One block of 17 per ABI; a jump's offset counts the instructions it skips.
+        //  0 ld arch            1 not this ABI: on to the next block
+        //  2 ld nr              3 and mask (x32 calls: native arch, bit 30 set)
+        //  4 unshare -> 10      5 clone -> 10      6 ioctl -> 12      7 ioctl (x32) -> 12
+        //  8 clone3? else -> 16 (allow)            9 ENOSYS
+        // 10 ld flags          11 CLONE_NEWUSER set -> 15, else -> 16
+        // 12 ld request        13 TIOCSTI -> 15    14 TIOCLINUX -> 15, else -> 16
+        // 15 EPERM             16 ALLOW
+        const BLOCK: u8 = 17;
         let mut f = Vec::new();
-        for (i, &(arch, unshare, clone, clone3)) in abis.iter().enumerate() {
+        for (i, &(arch, unshare, clone, ioctl, ioctl_x32, clone3)) in abis.iter().enumerate() {
             let mask = if i == 0 && cfg!(target_arch = "x86_64") {
                 !0x4000_0000
             } else {
@@ -875,20 +904,20 @@ pub fn user_namespace_filter() -> Option<Vec<libc::sock_filter>> {
             };
             f.extend([
                 ld(ARCH),
-                jeq(arch, 0, BLOCK - 2),
+                jump(libc::BPF_JEQ, arch, 0, BLOCK - 2),
                 ld(NR),
                 stmt(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K, mask),
-                jeq(unshare, 3, 0),
-                jeq(clone, 2, 0),
-                jeq(clone3, 0, 4),
+                jump(libc::BPF_JEQ, unshare, 5, 0),
+                jump(libc::BPF_JEQ, clone, 4, 0),
+                jump(libc::BPF_JEQ, ioctl, 5, 0),
+                jump(libc::BPF_JEQ, ioctl_x32, 4, 0),
+                jump(libc::BPF_JEQ, clone3, 0, 7),
                 ret(enosys),
                 ld(ARG0_LOW),
-                libc::sock_filter {
-                    code: (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16,
-                    jt: 0,
-                    jf: 1,
-                    k: libc::CLONE_NEWUSER as u32,
-                },
+                jump(libc::BPF_JSET, libc::CLONE_NEWUSER as u32, 3, 4),
+                ld(ARG1_LOW),
+                jump(libc::BPF_JEQ, TIOCSTI, 1, 0),
+                jump(libc::BPF_JEQ, TIOCLINUX, 0, 1),
                 ret(eperm),
                 ret(ALLOW),
             ]);
@@ -993,8 +1022,9 @@ mod tests {
     }
 
     /// The filter, installed in a forked child: a new user namespace is refused by
-    /// unshare and by clone, clone3 says ENOSYS, and the rest passes (an unshare
-    /// without CLONE_NEWUSER reaches the kernel, which answers for itself).
+    /// unshare and by clone, clone3 says ENOSYS, TIOCSTI and TIOCLINUX are refused,
+    /// and the rest passes (an unshare without CLONE_NEWUSER and another ioctl reach
+    /// the kernel, which answers for itself).
     #[test]
     fn the_filter_refuses_user_namespaces() {
         let filter = user_namespace_filter().expect("a filter for this architecture");
@@ -1017,7 +1047,7 @@ mod tests {
                     0,
                 ) != 0
                 {
-                    libc::_exit(64);
+                    libc::_exit(255);
                 }
                 let mut bad = 0;
                 if libc::unshare(libc::CLONE_NEWUSER) == 0 || errno() != libc::EPERM {
@@ -1042,6 +1072,18 @@ mod tests {
                 // unshare(0) does nothing and succeeds: the filter let it through.
                 if libc::unshare(0) != 0 {
                     bad |= 16;
+                }
+                // Whatever fd -1 is, the kernel would say EBADF: EPERM is the filter's.
+                let c = 0u8;
+                if libc::ioctl(-1, libc::TIOCSTI, &c) == 0 || errno() != libc::EPERM {
+                    bad |= 32;
+                }
+                if libc::ioctl(-1, 0x541c, &c) == 0 || errno() != libc::EPERM {
+                    bad |= 64;
+                }
+                let mut t: libc::termios = std::mem::zeroed();
+                if libc::ioctl(-1, libc::TCGETS, &mut t) == 0 || errno() != libc::EBADF {
+                    bad |= 128;
                 }
                 libc::_exit(bad);
             }

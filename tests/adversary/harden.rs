@@ -26,7 +26,9 @@
 //!   `cgroup.procs` and `release_agent`, only ever opened for writing, never written
 //!   (control: no flags);
 //! - what the command sees: no process outside the run but the init, no descriptor on a
-//!   cgroup filesystem (control: no flags, where the host's processes are visible).
+//!   cgroup filesystem (control: no flags, where the host's processes are visible);
+//! - TIOCSTI on the controlling terminal, which would type a command into the shell
+//!   outside (control: no flags, where dev.tty.legacy_tiocsti is 1).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -558,4 +560,58 @@ fn it_sees_only_the_run() {
         "no process outside the run but the init, no descriptor on a cgroup filesystem: \
          {hard:?}"
     );
+}
+
+/// TIOCSTI: a process whose controlling terminal is the user's can push input into it,
+/// which the shell reads and runs once cg-test exits: a process outside the run. Under
+/// --harden the seccomp filter refuses the ioctl. cg-test runs as the session leader of
+/// a pty here, as in a terminal.
+#[test]
+fn no_input_pushed_into_the_terminal() {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let g = Guard::new("hardadv_tiocsti");
+    let run = |flags: Flags| {
+        let pty = crate::util::pty::open_pty();
+        let out = g.path(&format!("tiocsti_{flags:?}"));
+        let mut a: Vec<&str> = flags.args().to_vec();
+        a.extend(["-q", "--", "python3", PROBE, "tiocsti", g.marker()]);
+        a.push(out.to_str().unwrap());
+        let mut cmd = g.cg_test(&a);
+        cmd.stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("starting cg-test on the pty");
+        drop(pty.slave);
+        g.watch_cg_test(child.id() as i32);
+        let status = wait_for("cg-test on the pty", RUN_LIMIT, || {
+            child.try_wait().expect("waiting for cg-test")
+        });
+        assert!(status.success(), "{flags:?}: {status:?}");
+        // The master stays open until here, so the terminal never hung up on the run.
+        drop(pty.master);
+        assert_no_leaf(child.id() as i32);
+        std::fs::read_to_string(&out).unwrap_or_default()
+    };
+    let legacy = std::fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(true);
+    let control = run(Flags::Plain);
+    let want = if legacy {
+        "tiocsti ok\n"
+    } else {
+        "tiocsti EIO\n"
+    };
+    assert_eq!(control, want, "the control, legacy_tiocsti={legacy}");
+    assert_eq!(run(Flags::Harden), "tiocsti EPERM\n");
+    assert_no_survivors(g.marker());
 }

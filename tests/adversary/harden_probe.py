@@ -151,6 +151,23 @@ def helpers(extra):
         try_(path, lambda: open_w(path))
 
 
+def tiocsti(out):
+    """Push one byte into the input of the controlling terminal (what a process of the
+    run would do to have the shell outside run a command after cg-test exits). The
+    byte is a newline: nothing reads the test's terminal afterwards anyway."""
+    import fcntl
+    import termios
+
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR)
+        fcntl.ioctl(fd, termios.TIOCSTI, b"\n")
+        result = "ok"
+    except OSError as e:
+        result = err(e.errno)
+    with open(out, "w") as f:
+        f.write("tiocsti %s\n" % result)
+
+
 def main():
     probe, _marker, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     if probe == "save-handle":
@@ -163,6 +180,8 @@ def main():
         visible(_marker)
     elif probe == "leaf":
         leaf(args[0])
+    elif probe == "tiocsti":
+        tiocsti(args[0])
     elif probe == "helpers":
         helpers(args)
     else:
