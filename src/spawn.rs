@@ -5,17 +5,19 @@
 //! (argv, envp, PATH candidates) is prepared in the parent, and the child only makes
 //! async-signal-safe calls, in this order:
 //! 1. enter the cgroup leaf, if clone3 could not put it there already;
-//! 2. `--harden`: enter a new cgroup namespace, rooted at the leaf;
+//! 2. `--harden`: enter a new cgroup namespace, rooted at the leaf, and a mount
+//!    namespace in which cgroup2 shows only the leaf, its limit files read-only;
 //! 3. lead its own process group;
 //! 4. ask for SIGKILL on the supervisor's death (Linux), then check it is not too late;
 //! 5. take the terminal's foreground, if cg-test had it;
-//! 6. `--harden`: drop CAP_SYS_ADMIN, set no_new_privs;
+//! 6. `--harden`: drop the capabilities, set no_new_privs, install the seccomp filter;
 //! 7. restore the signal mask and ignored signals cg-test was started with;
 //! 8. exec, searching PATH like execvp.
 //!
 //! With `--pid-ns` the command's parent is not cg-test but the init of a new pid
 //! namespace ([`crate::namespaces`]), a clone of cg-test made here: it sets the
-//! namespaces up, forks the command with the same placement and the same child side,
+//! namespaces up (and with `--harden` seals itself), forks the command with the same
+//! placement and the same child side,
 //! and reports to cg-test over a pipe. The init, too, only makes syscalls: it is a fork
 //! of cg-test that never execs.
 //!

@@ -604,7 +604,7 @@ impl Harden {
         Ok(())
     }
 
-    /// In the child, last before exec: the [`DROPPED`] capabilities out of the bounding
+    /// In the child, last before exec: the `DROPPED` capabilities out of the bounding
     /// set (while CAP_SETPCAP is still effective) and the ambient set, then out of the
     /// effective, inheritable and permitted sets in that order (effective must stay
     /// within permitted); no_new_privs; and the seccomp filter. On success the `caps`
