@@ -462,8 +462,10 @@ PY
 
 # Issue 12: what --pid-ns and --harden cost per run (interleaved A/B against the same
 # run without the flag): --pid-ns clones an init with new pid and mount namespaces,
-# mounts a fresh /proc and forks the command from there; --harden makes a cgroup and a
-# mount namespace in the child, remounts cgroup2 and drops CAP_SYS_ADMIN.
+# mounts a fresh /proc and forks the command from there; --harden implies --pid-ns,
+# seals the init (read-only /sys, /proc/sys, cgroup v1; no cgroup2 mount) and in the
+# child makes a cgroup and a mount namespace, mounts cgroup2, binds the leaf's files
+# read-only, drops nine capabilities and installs a seccomp filter.
 if [[ " $sections " == *" namespaces "* ]]; then
 python3 - "$runs" <<'PY'
 import statistics, subprocess, sys, time

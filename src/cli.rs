@@ -143,9 +143,12 @@ pub struct Args {
     #[arg(long)]
     pub pid_ns: bool,
 
-    /// Keep a root command inside its cgroup leaf: a new cgroup namespace rooted at the
-    /// leaf, no_new_privs, and CAP_SYS_ADMIN removed from every capability set (Linux;
-    /// needs CAP_SYS_ADMIN and a cgroup leaf).
+    /// Keep a root command inside its cgroup leaf, its limits as set, and the kernel
+    /// from starting programs for it outside the run: implies --pid-ns; a cgroup
+    /// namespace rooted at the leaf, the leaf's limit files, /sys and /proc/sys
+    /// read-only, CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH and six more
+    /// dropped, no_new_privs, a seccomp filter (no user namespaces, no TIOCSTI). README
+    /// lists what remains (Linux 5.12+; needs CAP_SYS_ADMIN and a cgroup leaf).
     #[arg(long)]
     pub harden: bool,
 

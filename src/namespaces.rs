@@ -15,11 +15,15 @@
 //!   (forwarding, the ladder, the terminal) is unchanged. Needs CAP_SYS_ADMIN, or an
 //!   unprivileged user namespace (then made with the pid namespace, mapping cg-test's
 //!   own uid and gid to themselves).
-//! - `--harden`: between fork and exec the command enters a new cgroup namespace
-//!   rooted at its leaf, drops CAP_SYS_ADMIN from its bounding, effective, permitted
-//!   and inheritable sets (the `caps` crate), and sets no_new_privs, so that a root
-//!   command cannot write itself into another cgroup's `cgroup.procs`. Needs
-//!   CAP_SYS_ADMIN and CAP_SETPCAP, and a cgroup leaf.
+//! - `--harden` (implies `--pid-ns`): the init seals itself (not dumpable, no cgroup2
+//!   mount, /sys, the cgroup v1 mounts, /proc/sys and /proc/sysrq-trigger read-only);
+//!   between fork and exec the command enters a new cgroup namespace rooted at its
+//!   leaf, mounts cgroup2 again from inside it with the leaf's non-delegatable files
+//!   bound read-only, drops the `DROPPED` capabilities from every set, sets
+//!   no_new_privs and installs a seccomp filter (no user namespaces, no TIOCSTI), so
+//!   that a root command cannot leave its leaf, raise its limits, or have the kernel
+//!   start a program outside the run (docs/DESIGN.md has every route). Needs
+//!   CAP_SYS_ADMIN and CAP_SETPCAP, mount_setattr (Linux 5.12), and a cgroup leaf.
 //!
 //! Everything the child side needs is prepared before fork ([`Confinement::prepare`],
 //! which also checks the privileges, so a missing one is one line and exit 125 before
@@ -36,7 +40,7 @@ mod imp;
 
 use anyhow::Result;
 
-pub use imp::{host_pid, init_main, Harden, NsInit, NsStep, PidNs};
+pub use imp::{host_pid, init_main, Harden, HardenStep, NsInit, NsStep, PidNs};
 
 /// What the command's process gets beyond the boundary, prepared before fork.
 #[derive(Default)]
@@ -50,10 +54,15 @@ pub struct Confinement {
 impl Confinement {
     /// Check the privileges the flags need and prepare what the child side uses. An
     /// error names the flag and what is missing; nothing has been made then.
+    /// `--harden` implies `--pid-ns`: outside a pid namespace of its own the command
+    /// could reach the outside through /proc/<pid>/root of any process it sees.
     pub fn prepare(pid_ns: bool, harden: bool) -> Result<Confinement> {
+        let harden = harden.then(Harden::prepare).transpose()?;
         Ok(Confinement {
-            pid_ns: pid_ns.then(PidNs::prepare).transpose()?,
-            harden: harden.then(Harden::prepare).transpose()?,
+            pid_ns: (pid_ns || harden.is_some())
+                .then(PidNs::prepare)
+                .transpose()?,
+            harden,
         })
     }
 }

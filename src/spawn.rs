@@ -5,17 +5,19 @@
 //! (argv, envp, PATH candidates) is prepared in the parent, and the child only makes
 //! async-signal-safe calls, in this order:
 //! 1. enter the cgroup leaf, if clone3 could not put it there already;
-//! 2. `--harden`: enter a new cgroup namespace, rooted at the leaf;
+//! 2. `--harden`: enter a new cgroup namespace, rooted at the leaf, and a mount
+//!    namespace in which cgroup2 shows only the leaf, its limit files read-only;
 //! 3. lead its own process group;
 //! 4. ask for SIGKILL on the supervisor's death (Linux), then check it is not too late;
 //! 5. take the terminal's foreground, if cg-test had it;
-//! 6. `--harden`: drop CAP_SYS_ADMIN, set no_new_privs;
+//! 6. `--harden`: drop the capabilities, set no_new_privs, install the seccomp filter;
 //! 7. restore the signal mask and ignored signals cg-test was started with;
 //! 8. exec, searching PATH like execvp.
 //!
 //! With `--pid-ns` the command's parent is not cg-test but the init of a new pid
 //! namespace ([`crate::namespaces`]), a clone of cg-test made here: it sets the
-//! namespaces up, forks the command with the same placement and the same child side,
+//! namespaces up (and with `--harden` seals itself), forks the command with the same
+//! placement and the same child side,
 //! and reports to cg-test over a pipe. The init, too, only makes syscalls: it is a fork
 //! of cg-test that never execs.
 //!
@@ -31,7 +33,7 @@ use std::os::unix::ffi::OsStrExt;
 use anyhow::{anyhow, Context, Result};
 
 use crate::events::SignalPlan;
-use crate::namespaces::{self, Confinement, InitRecord, NsInit, NsStep, PidNs};
+use crate::namespaces::{self, Confinement, HardenStep, InitRecord, NsInit, NsStep, PidNs};
 use crate::platform::{self, Fork};
 use crate::run_id::{self, RunId};
 
@@ -97,6 +99,27 @@ enum Stage {
     InitFork = 8,
     CgroupNamespace = 9,
     DropPrivileges = 10,
+    HardenInitDumpable = 11,
+    HardenInitDetach = 12,
+    HardenInitReadOnly = 13,
+    HardenMountCgroup2 = 14,
+    HardenSealLeaf = 15,
+    HardenSeccomp = 16,
+}
+
+impl From<HardenStep> for Stage {
+    fn from(s: HardenStep) -> Stage {
+        match s {
+            HardenStep::InitDumpable => Stage::HardenInitDumpable,
+            HardenStep::InitDetach => Stage::HardenInitDetach,
+            HardenStep::InitReadOnly => Stage::HardenInitReadOnly,
+            HardenStep::Unshare => Stage::CgroupNamespace,
+            HardenStep::MountCgroup2 => Stage::HardenMountCgroup2,
+            HardenStep::SealLeaf => Stage::HardenSealLeaf,
+            HardenStep::DropCapabilities => Stage::DropPrivileges,
+            HardenStep::Seccomp => Stage::HardenSeccomp,
+        }
+    }
 }
 
 impl From<NsStep> for Stage {
@@ -283,6 +306,9 @@ fn init_side(
         if let Err((step, errno)) = ns.enter(control_fd) {
             child_report(report_fd, step.into(), errno);
         }
+        if let Some(Err((step, errno))) = req.confinement.harden.as_ref().map(|h| h.seal_init()) {
+            child_report(report_fd, step.into(), errno);
+        }
         // 1: the command's parent, as the command sees it.
         let me = libc::getpid();
         match platform::fork_child(into_cgroup(req), req.signals) {
@@ -347,10 +373,32 @@ fn classify(stage: u32, errno: i32, command: &[OsString]) -> SpawnFailure {
             "--pid-ns: the namespace's init could not fork the command: {err}"
         )),
         s if s == Stage::CgroupNamespace as u32 => SpawnFailure::Setup(format!(
-            "--harden: unshare(CLONE_NEWCGROUP) in the child: {err}"
+            "--harden: unshare(CLONE_NEWCGROUP|CLONE_NEWNS) in the child: {err}"
         )),
         s if s == Stage::DropPrivileges as u32 => SpawnFailure::Setup(format!(
-            "--harden: removing CAP_SYS_ADMIN or setting no_new_privs in the child: {err}"
+            "--harden: dropping capabilities (prctl PR_CAPBSET_DROP, capset) or setting \
+             no_new_privs in the child: {err}"
+        )),
+        s if s == Stage::HardenInitDumpable as u32 => SpawnFailure::Setup(format!(
+            "--harden: prctl(PR_SET_DUMPABLE, 0) in the namespace's init: {err}"
+        )),
+        s if s == Stage::HardenInitDetach as u32 => SpawnFailure::Setup(format!(
+            "--harden: detaching the cgroup2 mounts (umount2 MNT_DETACH) in the namespace's \
+             init: {err}"
+        )),
+        s if s == Stage::HardenInitReadOnly as u32 => SpawnFailure::Setup(format!(
+            "--harden: making sysfs, the cgroup v1 mounts, /proc/sys and /proc/sysrq-trigger \
+             read-only (mount MS_BIND, mount_setattr) in the namespace's init: {err}"
+        )),
+        s if s == Stage::HardenMountCgroup2 as u32 => SpawnFailure::Setup(format!(
+            "--harden: mounting cgroup2 inside the child's cgroup namespace: {err}"
+        )),
+        s if s == Stage::HardenSealLeaf as u32 => SpawnFailure::Setup(format!(
+            "--harden: binding the leaf's interface files read-only (mount MS_BIND, \
+             mount_setattr) in the child: {err}"
+        )),
+        s if s == Stage::HardenSeccomp as u32 => SpawnFailure::Setup(format!(
+            "--harden: installing the seccomp filter (prctl PR_SET_SECCOMP) in the child: {err}"
         )),
         _ => SpawnFailure::Setup(format!("prctl(PR_SET_PDEATHSIG) in the child: {err}")),
     }
@@ -501,8 +549,8 @@ fn child_main(
             }
         }
         let harden = req.confinement.harden.as_ref();
-        if let Some(Err(errno)) = harden.map(|h| h.enter_cgroup_namespace()) {
-            child_report(report_fd, Stage::CgroupNamespace, errno);
+        if let Some(Err((step, errno))) = harden.map(|h| h.enter_cgroup_namespace()) {
+            child_report(report_fd, step.into(), errno);
         }
         if libc::setpgid(0, 0) != 0 {
             child_fail(report_fd, Stage::ProcessGroup);
@@ -515,8 +563,8 @@ fn child_main(
             // foreground.
             libc::tcsetpgrp(tty, libc::getpid());
         }
-        if let Some(Err(errno)) = harden.map(|h| h.drop_privileges()) {
-            child_report(report_fd, Stage::DropPrivileges, errno);
+        if let Some(Err((step, errno))) = harden.map(|h| h.drop_privileges()) {
+            child_report(report_fd, step.into(), errno);
         }
         req.signals.restore_in_child();
         child_exec(prep, report_fd)

@@ -1,4 +1,5 @@
-//! `--harden` (issue 12): a root command cannot move itself out of its leaf.
+//! `--harden` (issue 12): a root command cannot move itself out of its leaf by the
+//! plain path. Every other route is tried in tests/adversary/harden.rs.
 //!
 //! cg-test runs in a cgroup of the test's own; a child of the command (root) tries to
 //! write its pid into that cgroup's `cgroup.procs` (the leaf's parent), then becomes a
@@ -6,8 +7,9 @@
 //! process stays in the leaf and dies at the timeout. Without `--harden` (the negative
 //! control) the same write succeeds, the process is outside the leaf and survives the
 //! run, and the test kills it by pid. Also: what the hardened command has (a cgroup
-//! namespace rooted at the leaf, no CAP_SYS_ADMIN anywhere, no_new_privs), a nested
-//! cg-test inside it, and the refusals (no privilege, --isolation pgroup).
+//! namespace rooted at the leaf, none of the dropped capabilities in any set,
+//! no_new_privs, a seccomp filter), a nested cg-test inside it, and the refusals (no
+//! privilege, --isolation pgroup).
 
 use std::time::Duration;
 
@@ -15,8 +17,11 @@ use crate::unprivileged::{binaries_for_nobody, NOBODY};
 use crate::util::fixture::sh_quote;
 use crate::util::*;
 
-/// CAP_SYS_ADMIN's bit in the /proc/<pid>/status masks.
-const CAP_SYS_ADMIN_BIT: u64 = 1 << 21;
+/// The capabilities --harden drops, as bits of the /proc/<pid>/status masks:
+/// CAP_DAC_READ_SEARCH 2, CAP_SYS_MODULE 16, CAP_SYS_RAWIO 17, CAP_SYS_PTRACE 19,
+/// CAP_SYS_ADMIN 21, CAP_SYS_BOOT 22, CAP_SYS_TTY_CONFIG 26, CAP_PERFMON 38, CAP_BPF 39.
+pub(crate) const DROPPED_BITS: u64 =
+    1 << 2 | 1 << 16 | 1 << 17 | 1 << 19 | 1 << 21 | 1 << 22 | 1 << 26 | 1 << 38 | 1 << 39;
 
 struct Escape {
     /// The command's write into the parent's cgroup.procs succeeded.
@@ -41,7 +46,7 @@ fn try_to_escape(g: &Guard, harden: bool) -> Escape {
     // of its parent-death signal); it then becomes the sleeper, same pid.
     let child = format!(
         ": {marker}; {{ grep '^0::' /proc/self/cgroup; \
-         grep -E '^(CapInh|CapPrm|CapEff|CapBnd|NoNewPrivs):' /proc/self/status; }} > {seen}; \
+         grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status; }} > {seen}; \
          if echo $$ > {procs}; then touch {escaped}; fi; \
          exec {sleeper} >/dev/null 2>&1",
         marker = g.marker(),
@@ -58,7 +63,12 @@ fn try_to_escape(g: &Guard, harden: bool) -> Escape {
     args.extend(["--", "sh", "-c", &script]);
     let run = g.start(parent.cg_test(&args));
     let ready = wait_ready(&ready_dir, 1);
-    let pid = ready.pids[0];
+    // --harden implies a pid namespace: the fixture announced its pid inside it.
+    let pid = if harden {
+        crate::pid_ns::host_pids(&ready, g.marker())[0]
+    } else {
+        ready.pids[0]
+    };
     assert_alive_with_marker(&[pid], g.marker());
     let out = run.finish();
     let survived = procs::is_alive(pid);
@@ -113,23 +123,24 @@ fn a_hardened_root_command_cannot_leave_its_leaf() {
         "the command's cgroup namespace is rooted at its leaf: {:?}",
         e.seen
     );
-    for key in ["CapInh", "CapPrm", "CapEff", "CapBnd"] {
+    for key in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
         assert_eq!(
-            mask(&e.seen, key) & CAP_SYS_ADMIN_BIT,
+            mask(&e.seen, key) & DROPPED_BITS,
             0,
-            "{key} still has CAP_SYS_ADMIN: {:?}",
+            "{key} still has one of the dropped capabilities: {:?}",
             e.seen
         );
     }
-    // Only CAP_SYS_ADMIN goes: root keeps the rest of what it had (here CAP_KILL).
+    // Root keeps the rest of what it had (here CAP_KILL and CAP_DAC_OVERRIDE).
     assert_ne!(mask(&e.seen, "CapEff") & (1 << 5), 0, "{:?}", e.seen);
-    assert!(
-        e.seen
-            .lines()
-            .any(|l| l.split_whitespace().eq(["NoNewPrivs:", "1"])),
-        "{:?}",
-        e.seen
-    );
+    assert_ne!(mask(&e.seen, "CapEff") & (1 << 1), 0, "{:?}", e.seen);
+    for (key, want) in [("NoNewPrivs:", "1"), ("Seccomp:", "2")] {
+        assert!(
+            e.seen.lines().any(|l| l.split_whitespace().eq([key, want])),
+            "{key} {want}: {:?}",
+            e.seen
+        );
+    }
 }
 
 /// The negative control: without --harden the same root command moves itself out, and

@@ -45,7 +45,7 @@ fn assert_hopper_alive(marker: &str) {
 /// The fixture announces itself by its own pid, which inside the namespace is not the
 /// pid the host sees: map each to the host pid whose innermost `NSpid` it is, among
 /// the processes carrying the marker.
-fn host_pids(ready: &Ready, marker: &str) -> Vec<i32> {
+pub(crate) fn host_pids(ready: &Ready, marker: &str) -> Vec<i32> {
     let candidates = procs::with_marker(marker);
     ready
         .pids

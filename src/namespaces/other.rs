@@ -75,6 +75,19 @@ pub fn host_pid(_init: i32, _ns_pid: i32) -> Option<i32> {
     None
 }
 
+/// Where a step of `--harden` failed (the same names as on Linux).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HardenStep {
+    InitDumpable,
+    InitDetach,
+    InitReadOnly,
+    Unshare,
+    MountCgroup2,
+    SealLeaf,
+    DropCapabilities,
+    Seccomp,
+}
+
 pub struct Harden(Never);
 
 impl Harden {
@@ -82,11 +95,15 @@ impl Harden {
         bail!("--harden needs Linux (cgroup namespaces, capabilities); drop the flag")
     }
 
-    pub fn enter_cgroup_namespace(&self) -> Result<(), i32> {
+    pub fn seal_init(&self) -> Result<(), (HardenStep, i32)> {
         match self.0 {}
     }
 
-    pub fn drop_privileges(&self) -> Result<(), i32> {
+    pub fn enter_cgroup_namespace(&self) -> Result<(), (HardenStep, i32)> {
+        match self.0 {}
+    }
+
+    pub fn drop_privileges(&self) -> Result<(), (HardenStep, i32)> {
         match self.0 {}
     }
 }
