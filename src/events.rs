@@ -29,8 +29,8 @@ const QUIET_SIGNALS: [i32; 3] = [libc::SIGPIPE, libc::SIGTTOU, libc::SIGTTIN];
 pub struct SignalPlan {
     original_mask: libc::sigset_t,
     handled: Vec<i32>,
-    /// Handled signals that were ignored when cg-test started (SIGCHLD, or an extra
-    /// signal cg-test needs): the child gets SIG_IGN back for them.
+    /// Handled signals that were ignored when cg-test started (SIGCHLD, SIGCONT, or an
+    /// extra signal cg-test needs): the child gets SIG_IGN back for them.
     ignored_at_start: Vec<i32>,
 }
 
@@ -53,7 +53,10 @@ impl SignalPlan {
             libc::sigprocmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
             mask
         };
-        let always = extra.iter().copied().chain(std::iter::once(libc::SIGCHLD));
+        // SIGCONT: a job continued while cg-test runs (`bg`, then `fg`) must give the
+        // command the terminal again (supervisor::Terminal::resume). Blocking it does
+        // not keep cg-test stopped: the kernel continues a process whatever its mask.
+        let always = extra.iter().copied().chain([libc::SIGCHLD, libc::SIGCONT]);
         let handled = TEARDOWN_SIGNALS
             .iter()
             .chain(FORWARD_SIGNALS.iter())

@@ -259,7 +259,7 @@ impl Run<'_> {
         }
         match self.wait_command(pid)? {
             Ended::Exited(raw) => {
-                self.terminal.reclaim();
+                self.terminal.reclaim(Some(pid));
                 let status = command_status(raw);
                 crate::step!(
                     "the command exited ({}); giving the rest of the run {} to finish",
@@ -358,7 +358,7 @@ impl Run<'_> {
             run_id: &self.run_id,
             placement: self.boundary.placement(),
             signals: &self.plan,
-            terminal: self.terminal.fd,
+            terminal: self.terminal.if_foreground(),
             confinement: &self.confinement,
         })
     }
@@ -452,7 +452,9 @@ impl Run<'_> {
         let running = self
             .command
             .filter(|_| self.reaper.command_status().is_none());
-        if let (true, Some(command)) = (FORWARD_SIGNALS.contains(&sig), running) {
+        if let (libc::SIGCONT, Some(command)) = (sig, running) {
+            self.terminal.resume(command);
+        } else if let (true, Some(command)) = (FORWARD_SIGNALS.contains(&sig), running) {
             self.forward(sig, command);
         }
         None
@@ -703,7 +705,6 @@ impl Run<'_> {
     /// Teardown that runs on every path: nothing alive, boundary removed, terminal
     /// back, children reaped.
     fn finish(&mut self) -> Result<()> {
-        self.terminal.reclaim();
         let emptied = match self.boundary.is_empty() {
             Ok(true) => Ok(()),
             _ => {
@@ -711,6 +712,8 @@ impl Run<'_> {
                 self.boundary.kill_all(&mut self.reaper)
             }
         };
+        // After the kill: a group of the run that held the terminal is gone now.
+        self.terminal.reclaim(self.command);
         // A watchdog that cannot be replaced now does not stop the teardown; its error
         // is the run's, once the boundary is gone.
         let reaped = self.reap();
@@ -760,50 +763,101 @@ fn human(d: Duration) -> String {
     }
 }
 
-/// The controlling terminal, when cg-test was started in its foreground.
+/// The controlling terminal, when cg-test's stdin is it, and whether cg-test's job
+/// holds it.
+///
+/// cg-test hands the terminal to the command's process group, and takes it back, only
+/// while its own job is the terminal's foreground: hand over only when cg-test's own
+/// group is the foreground group (`tcgetpgrp(tty) == getpgrp()`), take back only from
+/// the command's group (or from a group of the run that is gone), as sudo and shells
+/// do. A shell that put the job in the background (`bg`) owns the terminal then; the
+/// tcsetpgrp calls work from the background (SIGTTOU is blocked), so taking it would
+/// leave the shell in the background of its own terminal, where its next read fails
+/// and an interactive bash exits.
 struct Terminal {
     fd: Option<RawFd>,
     own_group: libc::pid_t,
 }
 
 impl Terminal {
-    /// If stdin is a terminal and our process group is its foreground group, the
-    /// command's group will take the foreground (so Ctrl-C and prompts reach it).
+    /// The terminal on stdin, if it is cg-test's controlling terminal (tcgetpgrp fails
+    /// on any other). Whether cg-test is in its foreground is asked each time the
+    /// terminal would change hands: a job started in the background (`&`) and brought
+    /// to the foreground later (`fg`) gives the command the terminal then.
     fn detect() -> Terminal {
         // SAFETY: isatty, tcgetpgrp and getpgrp only query.
         unsafe {
             let own_group = libc::getpgrp();
-            let fd = (libc::isatty(0) == 1 && libc::tcgetpgrp(0) == own_group).then_some(0);
+            let fd = (libc::isatty(0) == 1 && libc::tcgetpgrp(0) > 0).then_some(0);
             Terminal { fd, own_group }
         }
     }
 
+    /// The terminal's foreground group now.
+    fn foreground(&self) -> Option<libc::pid_t> {
+        // SAFETY: tcgetpgrp only queries.
+        let group = unsafe { libc::tcgetpgrp(self.fd?) };
+        (group > 0).then_some(group)
+    }
+
+    /// The terminal, if cg-test's job is in its foreground now (for the spawn, whose
+    /// child takes the foreground for its new group).
+    fn if_foreground(&self) -> Option<RawFd> {
+        self.fd
+            .filter(|_| self.foreground() == Some(self.own_group))
+    }
+
+    /// Give the terminal to the command's group, if cg-test's group holds it.
+    fn hand_over(&self, command: i32) {
+        if let Some(fd) = self.if_foreground() {
+            // SAFETY: tcsetpgrp on our terminal, SIGTTOU blocked.
+            unsafe { libc::tcsetpgrp(fd, command) };
+        }
+    }
+
     /// Job control: the command was stopped (Ctrl-Z sends SIGTSTP to the foreground
-    /// group, which is the command's). Take the terminal back and stop cg-test too, so
-    /// the shell sees its job stopped and gets its prompt back; when the shell
-    /// continues cg-test (`fg`), hand the terminal to the command's group again and
-    /// continue it. Without a terminal, a stopped command simply stays stopped, as it
-    /// would without cg-test.
+    /// group, which is the command's; a read from the background, SIGTTIN). Take the
+    /// terminal back and stop cg-test too, so the shell sees its job stopped and gets
+    /// its prompt back; when the shell continues cg-test, [`Terminal::resume`].
+    /// Without a terminal, a stopped command simply stays stopped, as it would without
+    /// cg-test.
     fn suspend_with(&self, command: i32) {
         if self.fd.is_none() {
             return;
         }
-        self.reclaim();
+        self.reclaim(Some(command));
         // SAFETY: stopping ourselves; SIGSTOP cannot be blocked or caught, and the shell
         // that started us continues us with SIGCONT.
         unsafe { libc::raise(libc::SIGSTOP) };
-        if let Some(fd) = self.fd {
-            // SAFETY: tcsetpgrp on our terminal, SIGTTOU blocked.
-            unsafe { libc::tcsetpgrp(fd, command) };
+        self.resume(command);
+    }
+
+    /// cg-test was continued (`fg` or `bg`; cg-test also reads the SIGCONT itself, so a
+    /// job continued while it ran, `bg` then `fg`, comes here too). The job goes on:
+    /// the command's group gets the terminal if the shell gave it to cg-test's (`fg`),
+    /// not otherwise (`bg`), and is continued either way.
+    fn resume(&self, command: i32) {
+        if self.fd.is_none() {
+            return;
         }
+        self.hand_over(command);
         send(Target::Group(command), libc::SIGCONT);
     }
 
-    /// Give the terminal back to cg-test's group (SIGTTOU is blocked, so this works
-    /// from the background). Idempotent.
-    fn reclaim(&self) {
-        if let Some(fd) = self.fd {
-            // SAFETY: tcsetpgrp on the terminal we were started on.
+    /// Give the terminal back to cg-test's group, if the command's group (or a run's
+    /// group that has died, after the teardown) holds it; never from anyone else.
+    /// Idempotent.
+    fn reclaim(&self, command: Option<i32>) {
+        let (Some(fd), Some(group)) = (self.fd, self.foreground()) else {
+            return;
+        };
+        // A group with no process left: kill(-group, 0) fails with ESRCH. The shell's
+        // own group, when the job is in the background, always has its shell.
+        // SAFETY: signal 0 only checks for existence.
+        let gone = || unsafe { libc::kill(-group, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if group != self.own_group && (Some(group) == command || gone()) {
+            // SAFETY: tcsetpgrp on the terminal we were started on, SIGTTOU blocked.
             unsafe { libc::tcsetpgrp(fd, self.own_group) };
         }
     }
