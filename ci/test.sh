@@ -15,6 +15,12 @@ cargo clippy --all-targets --locked -- -D warnings
 step "unit + integration tests (real processes, real cgroups)"
 cargo test --locked
 
+# Its own target (`test = false`: plain `cargo test` skips it), about 3 minutes: 520 runs
+# SIGKILLed at random moments beside a CPU load of its own. Before the leftovers check,
+# which then covers it too. CG_TEST_SOAK_RUNS=N for a longer soak (RELIABILITY.md).
+step "chaos soak: 520 runs, each SIGKILLed at a random moment (tests/soak.rs)"
+cargo test --locked --test soak -- --nocapture
+
 # cargo runs the zz_leftovers target last already; run it once more on its own, so the
 # closing check also sees whatever the last tests' processes did after cargo moved on.
 step "nothing of the suite is left (no cg-test-* leaf, no marked process)"
