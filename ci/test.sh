@@ -15,6 +15,12 @@ cargo clippy --all-targets --locked -- -D warnings
 step "unit + integration tests (real processes, real cgroups)"
 cargo test --locked
 
+# Its own target (`test = false`): thousands of generated inputs per parser (durations,
+# sizes, signals, every value flag, the watchdog's argument vector), and the binary on a
+# sample of bad ones (exit 125, one line naming the flag). fuzz/ has the nightly targets.
+step "the parsers under generated input (tests/properties.rs)"
+cargo test --locked --test properties
+
 # Its own target (`test = false`: plain `cargo test` skips it), about 3 minutes: 520 runs
 # SIGKILLed at random moments beside a CPU load of its own. Before the leftovers check,
 # which then covers it too. CG_TEST_SOAK_RUNS=N for a longer soak (RELIABILITY.md).

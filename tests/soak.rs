@@ -1558,6 +1558,32 @@ fn figures(
             );
         }
     }
+    // The watchdog's own teardown, by mode (a leaf's cgroup.kill; the compat paths'
+    // kill of each frozen member; the pgroup mode's stop-the-world token sweep).
+    let by_mode: Vec<String> = [
+        util::Mode::Cgroup,
+        util::Mode::CgroupCompat,
+        util::Mode::Pgroup,
+    ]
+    .iter()
+    .filter_map(|&m| {
+        let worst = records
+            .iter()
+            .filter(|r| r.plan.mode == m && r.plan.kind == Kind::CgTest)
+            .filter_map(|r| r.to_empty)
+            .max()?;
+        Some(format!(
+            "{} {:.1} ms",
+            m.name(),
+            worst.as_secs_f64() * 1000.0
+        ))
+    })
+    .collect();
+    let _ = writeln!(
+        out,
+        "longest time to empty after cg-test's SIGKILL, by mode: {}",
+        by_mode.join(", ")
+    );
     if let Some((lag, n)) = records
         .iter()
         .filter_map(|r| r.lag.map(|l| (l, r.plan.n)))
