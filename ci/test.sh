@@ -24,6 +24,18 @@ fi
 step "unit + integration tests (real processes, real cgroups; CG_TEST_HOST=$CG_TEST_HOST)"
 cargo test --locked
 
+# Its own target (`test = false`): thousands of generated inputs per parser (durations,
+# sizes, signals, every value flag, the watchdog's argument vector), and the binary on a
+# sample of bad ones (exit 125, one line naming the flag). fuzz/ has the nightly targets.
+step "the parsers under generated input (tests/properties.rs)"
+cargo test --locked --test properties
+
+# Its own target (`test = false`: plain `cargo test` skips it), about 3 minutes: 520 runs
+# SIGKILLed at random moments beside a CPU load of its own. Before the leftovers check,
+# which then covers it too. CG_TEST_SOAK_RUNS=N for a longer soak (RELIABILITY.md).
+step "chaos soak: 520 runs, each SIGKILLed at a random moment (tests/soak.rs)"
+cargo test --locked --test soak -- --nocapture
+
 # cargo runs the zz_leftovers target last already; run it once more on its own, so the
 # closing check also sees whatever the last tests' processes did after cargo moved on.
 step "nothing of the suite is left (no cg-test-* leaf, no marked process)"

@@ -75,22 +75,22 @@ like a tool, write `cg-test -- gc`."
 )]
 pub struct Args {
     /// Hard wall-clock limit (90s, 15m, 1h30m, 500ms; a bare number is seconds; 0 = none).
-    #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = utf8(parse_duration), allow_hyphen_values = true)]
     pub timeout: Option<Duration>,
 
     /// Grace between the polite signal and the kill; 0 kills at once, without the
     /// polite signal (the run stays frozen from the deadline to the kill).
-    #[arg(short = 'k', long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    #[arg(short = 'k', long, value_name = "DURATION", value_parser = utf8(parse_duration), default_value = "5s", allow_hyphen_values = true)]
     pub kill_after: Duration,
 
     /// The polite signal sent to every process of the run first (TERM, SIGTERM or 15;
     /// on Linux also RTMIN+N and RTMAX-N).
-    #[arg(short = 's', long, value_name = "SIGNAL", value_parser = parse_signal, default_value = "TERM")]
+    #[arg(short = 's', long, value_name = "SIGNAL", value_parser = utf8(parse_signal), default_value = "TERM", allow_hyphen_values = true)]
     pub signal: i32,
 
     /// How long the command's descendants may linger after it exits before they count
     /// as leaked.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    #[arg(long, value_name = "DURATION", value_parser = utf8(parse_duration), default_value = "100ms", allow_hyphen_values = true)]
     pub leak_timeout: Duration,
 
     /// Fail (exit 123) when the command succeeded but left processes behind.
@@ -103,22 +103,22 @@ pub struct Args {
 
     /// Limit the run's memory (cgroup v2 memory.max): 512M, 2G, 1.5G or bytes; K, M, G,
     /// T are powers of 1024. Swap is limited to 0 as well unless --memory-swap-max.
-    #[arg(long, value_name = "SIZE", value_parser = parse_memory_max, allow_hyphen_values = true)]
+    #[arg(long, value_name = "SIZE", value_parser = utf8(parse_memory_max), allow_hyphen_values = true)]
     pub memory_max: Option<u64>,
 
     /// Swap the run may use on top of --memory-max (memory.swap.max): a size, 0 (the
     /// default) or max.
-    #[arg(long, value_name = "SIZE", value_parser = parse_swap_max, requires = "memory_max", allow_hyphen_values = true)]
+    #[arg(long, value_name = "SIZE", value_parser = utf8(parse_swap_max), requires = "memory_max", allow_hyphen_values = true)]
     pub memory_swap_max: Option<isolation::limits::SwapMax>,
 
     /// Limit the number of processes and threads in the run (pids.max); forks beyond it
     /// fail with EAGAIN.
-    #[arg(long, value_name = "N", value_parser = parse_pids_max, allow_hyphen_values = true)]
+    #[arg(long, value_name = "N", value_parser = utf8(parse_pids_max), allow_hyphen_values = true)]
     pub pids_max: Option<u32>,
 
     /// Limit the run's CPU time to N CPUs (cpu.max: N × 100 ms per 100 ms period;
     /// fractional, e.g. 0.5 or 2).
-    #[arg(long, value_name = "N", value_parser = parse_cpus, allow_hyphen_values = true)]
+    #[arg(long, value_name = "N", value_parser = utf8(parse_cpus), allow_hyphen_values = true)]
     pub cpus: Option<f64>,
 
     /// What a limit this host cannot apply does: strict refuses the run (exit 125),
@@ -459,6 +459,49 @@ fn limits_of(args: &Args) -> Option<isolation::Limits> {
     (!l.is_empty()).then_some(l)
 }
 
+/// A flag's value parser (`fn(&str)`) that names the flag when the value is not UTF-8:
+/// clap's own message for that, "invalid UTF-8 was detected in one or more arguments",
+/// names none. Values that start with `-` reach the parser too (`allow_hyphen_values`
+/// on each such flag), so `-t -5` is refused by the flag's own hint rather than as
+/// "unexpected argument '-5'".
+#[derive(Clone)]
+struct Utf8<F>(F);
+
+fn utf8<T, F>(parse: F) -> Utf8<F>
+where
+    F: Fn(&str) -> Result<T, String>,
+{
+    Utf8(parse)
+}
+
+impl<T, F> clap::builder::TypedValueParser for Utf8<F>
+where
+    F: Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        if value.to_str().is_none() {
+            let flag = arg.map_or_else(|| "a flag".to_string(), |a| format!("'{a}'"));
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::InvalidUtf8,
+                format!(
+                    "invalid value '{}' for {flag}: not valid UTF-8\n",
+                    value.to_string_lossy()
+                ),
+            )
+            .with_cmd(cmd));
+        }
+        self.0.parse_ref(cmd, arg, value)
+    }
+}
+
 const SIZE_HINT: &str =
     "expected a size like 512M, 2G, 1.5G or a number of bytes (K, M, G, T are powers of 1024)";
 
@@ -579,7 +622,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn seconds_to_duration(secs: f64) -> Option<Duration> {
     // Cap at ~100 years so Instant arithmetic can never overflow.
-    (secs.is_finite() && (0.0..=3.2e9).contains(&secs)).then(|| Duration::from_secs_f64(secs))
+    if !(secs.is_finite() && (0.0..=3.2e9).contains(&secs)) {
+        return None;
+    }
+    // A positive value below one nanosecond is one nanosecond, never zero: `--timeout
+    // 1e-10` is a limit that fires at once, not "no limit" (0 alone means that); as
+    // GNU timeout rounds it up to its smallest step.
+    let d = Duration::from_secs_f64(secs);
+    Some(if d.is_zero() && secs > 0.0 {
+        Duration::from_nanos(1)
+    } else {
+        d
+    })
 }
 
 /// Signal names cg-test accepts, with their numbers on this platform.
@@ -686,8 +740,13 @@ fn parse_realtime(name: &str) -> Option<Result<i32, String>> {
             }
         }
     };
-    let sig = if sign > 0 { min + offset } else { max - offset };
-    if (min..=max).contains(&sig) {
+    // Checked: an offset near i32::MAX (RTMIN+2147483647) must be refused, not overflow.
+    let sig = if sign > 0 {
+        min.checked_add(offset)
+    } else {
+        max.checked_sub(offset)
+    };
+    if let Some(sig) = sig.filter(|s| (min..=max).contains(s)) {
         Some(Ok(sig))
     } else {
         Some(Err(format!(
@@ -765,6 +824,17 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
+        // A positive duration too small for a nanosecond is one, never "none".
+        for tiny in [
+            "1e-10",
+            ".0000000001",
+            "0.0000000001s",
+            "0.0000001ms",
+            "5e-300",
+        ] {
+            assert_eq!(parse_duration(tiny), Ok(Duration::from_nanos(1)), "{tiny}");
+        }
+        assert_eq!(parse_duration("-0"), Ok(Duration::ZERO));
         for bad in [
             "banana", "", "5x", "s", "-3s", "1h-", "..s", "inf", "NaN", "1e99",
         ] {
@@ -993,6 +1063,8 @@ mod tests {
             "RTMIN+-3",
             "RTMAX--1",
             "RTMAX-999",
+            "RTMIN+2147483647",
+            "RTMAX-2147483647",
         ] {
             assert!(parse_signal(bad).is_err(), "{bad:?} should be rejected");
         }
