@@ -25,7 +25,7 @@ step "unit + integration tests (real processes, real cgroups; CG_TEST_HOST=$CG_T
 cargo test --locked
 
 # Its own target (`test = false`): thousands of generated inputs per parser (durations,
-# sizes, signals, every value flag, the watchdog's argument vector), and the binary on a
+# sizes, signals, every value flag), and the binary on a
 # sample of bad ones (exit 125, one line naming the flag). fuzz/ has the nightly targets.
 step "the parsers under generated input (tests/properties.rs)"
 cargo test --locked --test properties

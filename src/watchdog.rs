@@ -378,42 +378,6 @@ fn write_report(w: &Watch, spec: &ReportSpec, what: &str) {
     }
 }
 
-/// Hooks for fuzzing the teardown's argument vector (tests/properties.rs and fuzz/,
-/// issue 18), not an API: they act on nothing. Drop this module with those two users
-/// if the argument vector goes.
-#[doc(hidden)]
-pub mod fuzzing {
-    use super::*;
-
-    /// The teardown's parser on arbitrary words (those after [`TEARDOWN_ARG`]): the
-    /// [`Watch`] and whether cg-test was killed, or the error.
-    pub fn parse_words(words: &[OsString]) -> Result<(Watch, bool), String> {
-        parse_teardown(words).map(|(w, killed, _)| (w, killed))
-    }
-
-    /// What the exec'd teardown reads back from the two argument vectors cg-test
-    /// prepares for `w` (killed, then exiting).
-    pub fn round_trip(w: &Watch) -> [Result<(Watch, bool), String>; 2] {
-        use std::ffi::CStr;
-        use std::os::unix::ffi::OsStrExt;
-        let exec = exec_for(w, 5, 6);
-        let words = |argv: &[*const libc::c_char]| -> Vec<OsString> {
-            argv.iter()
-                .take_while(|p| !p.is_null())
-                .skip(2)
-                // SAFETY: the pointers point into the CStrings `exec` keeps.
-                .map(|&p| {
-                    std::ffi::OsStr::from_bytes(unsafe { CStr::from_ptr(p) }.to_bytes()).into()
-                })
-                .collect()
-        };
-        [
-            parse_words(&words(&exec.argv)),
-            parse_words(&words(&exec.argv_exiting)),
-        ]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
