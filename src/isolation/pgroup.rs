@@ -269,7 +269,12 @@ impl ProcessGroup {
             let running = pids
                 .iter()
                 .filter_map(|&pid| platform::process_info(pid))
-                .any(|p| !p.stopped && !p.zombie);
+                // A process in an uninterruptible sleep counts as stopped: its SIGSTOP
+                // is pending, so it runs no code of its own (and forks nothing) before
+                // it stops, and the next round's scan sees whatever a fork it was in
+                // made. Waiting for it could take the whole limit: a vfork parent
+                // whose child the round stopped before its exec never wakes.
+                .any(|p| !p.stopped && !p.zombie && !p.uninterruptible);
             if !running {
                 return;
             }

@@ -334,6 +334,7 @@ fn parse_proc_info(pid: i32, stat: &[u8]) -> Option<ProcInfo> {
         threads,
         stopped: matches!(state, "T" | "t"),
         zombie: matches!(state, "Z" | "X" | "x"),
+        uninterruptible: state == "D",
     })
 }
 

@@ -54,6 +54,11 @@ pub struct ProcInfo {
     pub stopped: bool,
     /// Exited but not yet reaped: dead, whatever its table entry says.
     pub zombie: bool,
+    /// In an uninterruptible sleep (Linux's `D`; false elsewhere): a SIGSTOP sent to
+    /// it takes effect only when it wakes, and it runs no code of its own before that.
+    /// The parent of a vfork (std's and glibc's posix_spawn) sleeps so until its child
+    /// execs, which a stopped child never does.
+    pub uninterruptible: bool,
 }
 
 /// Is cg-test the init (PID 1) of its pid namespace: a container's entrypoint, a

@@ -100,6 +100,7 @@ mod table {
             threads: 1,
             stopped: i.pbi_status == SSTOP,
             zombie: i.pbi_status == SZOMB,
+            uninterruptible: false,
         })
     }
 
@@ -227,6 +228,7 @@ mod table {
                     threads: 1,
                     stopped: stat.starts_with('T'),
                     zombie: stat.starts_with('Z'),
+                    uninterruptible: stat.starts_with('D'),
                 })
             })
             .collect()
