@@ -53,6 +53,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const MAX_ROUNDS: usize = 200;
 /// How long one round waits for its SIGSTOPs to take effect.
 const STOP_LIMIT: Duration = Duration::from_secs(1);
+/// How long a SIGSTOP may take before it is sent again (see `wait_stopped`).
+const RESTOP_INTERVAL: Duration = Duration::from_millis(5);
 /// How long the kill may take to empty the run.
 const KILL_LIMIT: Duration = Duration::from_secs(10);
 
@@ -262,11 +264,18 @@ impl ProcessGroup {
         Ok(pids.len())
     }
 
-    /// Wait until every pid in `pids` is stopped (or gone), bounded.
+    /// Wait until every pid in `pids` is stopped (or gone), bounded. A SIGSTOP can be
+    /// undone before it takes effect: when cg-test dies, a process group of the run
+    /// whose parent was cg-test becomes orphaned, and the kernel sends every member of
+    /// an orphaned group that has a stopped member SIGHUP and SIGCONT, which discards
+    /// a pending SIGSTOP (seen: the watchdog waited the whole limit for a TERM- and
+    /// HUP-ignoring process that ran on). So a process still running after a few
+    /// milliseconds is sent SIGSTOP again.
     fn wait_stopped(&self, pids: &HashSet<i32>) {
         let until = Instant::now() + STOP_LIMIT;
+        let mut resend = Instant::now() + RESTOP_INTERVAL;
         while Instant::now() < until {
-            let running = pids
+            let running: Vec<i32> = pids
                 .iter()
                 .filter_map(|&pid| platform::process_info(pid))
                 // A process in an uninterruptible sleep counts as stopped: its SIGSTOP
@@ -274,9 +283,17 @@ impl ProcessGroup {
                 // it stops, and the next round's scan sees whatever a fork it was in
                 // made. Waiting for it could take the whole limit: a vfork parent
                 // whose child the round stopped before its exec never wakes.
-                .any(|p| !p.stopped && !p.zombie && !p.uninterruptible);
-            if !running {
+                .filter(|p| !p.stopped && !p.zombie && !p.uninterruptible)
+                .map(|p| p.pid)
+                .collect();
+            if running.is_empty() {
                 return;
+            }
+            if Instant::now() >= resend {
+                for &pid in &running {
+                    send(pid, libc::SIGSTOP);
+                }
+                resend = Instant::now() + RESTOP_INTERVAL;
             }
             // SIGSTOP takes effect when the target next returns to user space; there is
             // no event for that, so this wait polls briefly.
