@@ -15,7 +15,7 @@ trap runc_cleanup EXIT
 
 # pgroup_checks ERR: the fallback note (once) and the PID-1 lines of the pgroup path.
 pgroup_checks() {
-    expect_line "$1" '^cg-test: cannot create cgroup /sys/fs/cgroup/cg-test-.*Read-only file system.*; using process group'
+    expect_line "$1" '^cg-test: no cgroup2 mount .* can be used: /sys/fs/cgroup is mounted read-only .*Read-only file system.*; using process group'
     [ "$(grep -c 'using process group' "$1")" = 1 ] || fail "auto's fallback note should appear once: $(grep 'using process group' "$1" | tr '\n' '|')"
     expect_line "$1" '^cg-test: no watchdog: cg-test is the init of its pid namespace'
     expect_line "$1" '^cg-test: kill(-1, SIGKILL): cg-test is the init of its pid namespace'
